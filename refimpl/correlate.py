@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from refimpl.dtypes import round_saturate
 from refimpl.geometry import image_padding
 from refimpl.pad import canonical_border, pad, source_index
 
@@ -23,41 +24,44 @@ SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "int32", "float16", "float32", "
                     "complex64", "complex128")
 
 
-def _check(x, w, border, cval, padding, origin, convolve):
-    x, w = np.asarray(x), np.asarray(w)
-    for name, a in (("x", x), ("w", w)):
-        if a.dtype.name not in SUPPORTED_DTYPES:
-            raise TypeError(f"{name} has unsupported dtype {a.dtype}; accepted: {', '.join(SUPPORTED_DTYPES)}")
-        if a.ndim == 0:
+def validate(x_shape, w_shape, x_dtype, w_dtype, *, border="constant", cval=0.0,
+             padding="same", origin=0, convolve=False):
+    """Check the arguments of the image form before any work; return the canonical
+    border and the per-side padding. Errors name the argument and what is accepted."""
+    for name, shape, dtype in (("x", x_shape, x_dtype), ("w", w_shape, w_dtype)):
+        if np.dtype(dtype).name not in SUPPORTED_DTYPES:
+            raise TypeError(f"{name} has unsupported dtype {np.dtype(dtype)}; accepted: {', '.join(SUPPORTED_DTYPES)}")
+        if len(shape) == 0:
             raise ValueError(f"{name} must have at least one axis")
-        if a.size == 0:
-            raise ValueError(f"{name} is empty (shape {a.shape}); every axis needs at least one sample")
-    if x.ndim != w.ndim:
-        raise ValueError(f"x and w must have the same rank, got x.ndim={x.ndim} and w.ndim={w.ndim}")
+        if 0 in shape:
+            raise ValueError(f"{name} is empty (shape {tuple(shape)}); every axis needs at least one sample")
+    if len(x_shape) != len(w_shape):
+        raise ValueError(f"x and w must have the same rank, got x.ndim={len(x_shape)} and w.ndim={len(w_shape)}")
     border = canonical_border(border)
-    if not np.isfinite(cval):
-        raise ValueError(f"cval must be finite, got {cval!r}")
-    pads = image_padding(w.shape, padding, origin, convolve=convolve)
-    for axis, (n, k, (lo, hi)) in enumerate(zip(x.shape, w.shape, pads)):
+    if isinstance(cval, (complex, np.complexfloating)) or not np.isfinite(cval):
+        raise ValueError(f"cval must be a finite real number, got {cval!r}")
+    pads = image_padding(w_shape, padding, origin, convolve=convolve)
+    for axis, (n, k, (lo, hi)) in enumerate(zip(x_shape, w_shape, pads)):
         if n + lo + hi < k:
             raise ValueError(f"kernel axis {axis} (length {k}) is larger than the image axis "
                              f"(length {n}) for padding={padding!r}")
+    return border, pads
+
+
+def output_shape(x_shape, pads, w_shape):
+    """Output length per axis: ``n + lo + hi - k + 1``."""
+    return tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x_shape, pads, w_shape))
+
+
+def _check(x, w, border, cval, padding, origin, convolve):
+    x, w = np.asarray(x), np.asarray(w)
+    border, pads = validate(x.shape, w.shape, x.dtype, w.dtype, border=border, cval=cval,
+                            padding=padding, origin=origin, convolve=convolve)
     return x, w, border, pads
 
 
 def _wide(a):
     return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
-
-
-def _finish(y, out_dtype):
-    """Round half to even and saturate into an integer ``out_dtype``; cast a float one."""
-    if out_dtype is None:
-        return y
-    out_dtype = np.dtype(out_dtype)
-    if out_dtype.kind in "iu":
-        info = np.iinfo(out_dtype)
-        return np.clip(np.rint(y), info.min, info.max).astype(out_dtype)
-    return y.astype(out_dtype)
 
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
@@ -75,7 +79,7 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     array([ 5.,  8., 11., 14.])
     """
     x, w, border, pads = _check(x, w, border, cval, padding, origin, convolve=False)
-    return _finish(_sliding_sum(_wide(x), _wide(w), pads, border, cval), out_dtype)
+    return round_saturate(_sliding_sum(_wide(x), _wide(w), pads, border, cval), out_dtype)
 
 
 def convolve(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
@@ -95,12 +99,12 @@ def convolve(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out
     """
     x, w, border, pads = _check(x, w, border, cval, padding, origin, convolve=True)
     w = _wide(w)[(slice(None, None, -1),) * w.ndim]
-    return _finish(_sliding_sum(_wide(x), w, pads, border, cval), out_dtype)
+    return round_saturate(_sliding_sum(_wide(x), w, pads, border, cval), out_dtype)
 
 
 def _sliding_sum(x, w, pads, border, cval):
     xp = pad(x, pads, border, cval)
-    out_shape = tuple(n - k + 1 for n, k in zip(xp.shape, w.shape))
+    out_shape = output_shape(x.shape, pads, w.shape)
     y = np.zeros(out_shape, dtype=xp.dtype)
     for i in np.ndindex(*out_shape):
         total = 0.0

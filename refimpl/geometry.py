@@ -92,6 +92,18 @@ def image_padding(kernel_shape: Sequence[int], padding: str = "same", origin=0,
     return tuple(pads)
 
 
+def convolve_as_correlate_origin(kernel_shape: Sequence[int], padding: str = "same", origin=0):
+    """The origin that makes ``correlate(x, reversed w)`` equal ``convolve(x, w, origin)``.
+
+    >>> convolve_as_correlate_origin((3, 4), "same", (1, 0))   # odd: negated; even: one more
+    (-1, -1)
+    """
+    pads = image_padding(kernel_shape, padding, origin, convolve=True)
+    if padding != "same":
+        return (0,) * len(kernel_shape)
+    return tuple(lo - k // 2 for (lo, _), k in zip(pads, kernel_shape))
+
+
 # ---------------------------------------------------------------------------------------
 # Layer form: conv (torch.nn.functional meanings, plus 'same' with stride as JAX/TF)
 # ---------------------------------------------------------------------------------------
@@ -215,7 +227,7 @@ def pool_output_shape(in_spatial: Sequence[int], kernel_size, stride=None, paddi
             raise ValueError(f"padding must be between 0 and kernel_size // 2 = {k // 2}, got {p}")
         span = d * (k - 1) + 1
         if size + 2 * p < span:
-            raise ValueError(f"pooling window {span} is larger than the padded input {size + 2 * p}")
+            raise ValueError(f"kernel_size: pooling window {span} (dilation included) is larger than the padded input {size + 2 * p}")
         num = size + 2 * p - span
         o = (math.ceil(num / s) if ceil_mode else num // s) + 1
         if ceil_mode and (o - 1) * s >= size + p:

@@ -1,0 +1,87 @@
+# filter2d_opencv: OpenCV's cv2.filter2D (a correlation, despite the name "filter").
+#
+# Algorithm: OpenCV picks per call: IPP/SIMD direct loops for small kernels, a DFT-based
+#   path for kernel areas above ~50-130 (type dependent), plain direct otherwise.
+# Wins: 2-D images with small to medium kernels; uint8 with native round-and-saturate.
+# Does not win: huge kernels on huge images where a cached real FFT is cheaper.
+# Applies: 1-D and 2-D images, and (H, W, C) images with a (kh, kw, 1) kernel (the same
+#   kernel on every channel, C <= 4). Borders: OpenCV's own extension for 'same' when the
+#   border is one filter2D accepts (not BORDER_WRAP, and constant only with cval 0);
+#   otherwise the image is extended first with cv2.copyMakeBorder (which does wrap and
+#   any cval) and filtered as 'valid'. float16 runs in float32.
+#
+#       'same', native border              copyMakeBorder route ('valid'/'full', wrap, cval)
+#       +-------+  anchor = k//2+origin     +-----------+   anchor (0, 0), crop
+#       |  x    |  -> y                     | pad | x | |   -> y = top-left out region
+#       +-------+                           +-----------+
+# Numerics: float accumulation in the result type; the DFT path for large kernels has the
+#   'fft' (normwise) error, so the model is chosen by kernel area.
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from refimpl.dtypes import result_dtype, round_saturate
+from refimpl.geometry import as_tuple, image_padding
+from refimpl.pad import LIBRARY_NAMES
+
+LIBRARY = "cv2"
+DEVICE = "cpu"
+DFT_AREA = 50  # below every area at which OpenCV switches filter2D to its DFT path
+
+_DEPTHS = {"uint8", "uint16", "int16", "float32", "float64", "float16"}
+
+
+def ERROR(spec):
+    return "fft" if math.prod(spec.shapes[1][:2]) >= DFT_AREA else "direct"
+
+
+def supports(spec):
+    x_shape, w_shape = spec.shapes
+    if len(x_shape) == 3:
+        if w_shape[2] != 1 or x_shape[2] > 4:
+            return "3-D images need a (kh, kw, 1) kernel and at most 4 channels"
+    elif len(x_shape) not in (1, 2):
+        return "filter2D takes 1-D and 2-D images (and images with up to 4 channels)"
+    for d in spec.dtypes:
+        if d not in _DEPTHS:
+            return f"dtype {d} is not an OpenCV depth"
+    return None
+
+
+def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
+    import cv2
+
+    from candidates.runtime import threads
+
+    cv2.setNumThreads(threads())
+    out = result_dtype(x.dtype, w.dtype)
+    compute = np.float32 if out == np.float16 else out
+    one_d = x.ndim == 1
+    if one_d:
+        x, w = x[None, :], w[None, :]
+    kernel = np.ascontiguousarray(w.reshape(w.shape[:2]), dtype=compute)
+    src = np.ascontiguousarray(x if x.dtype != np.float16 else x.astype(np.float32))
+    origins = (0,) + as_tuple(origin, 1, "origin") if one_d else origin
+    pads = image_padding(w.shape, padding, origins)
+    depth = cv2.CV_32F if compute == np.float32 else cv2.CV_64F
+    native = padding == "same" and border != "wrap" and (border != "constant" or cval == 0)
+    if native:
+        anchor = (pads[1][0], pads[0][0])  # OpenCV's anchor is (column, row)
+        code = getattr(cv2, LIBRARY_NAMES["opencv"][border])
+        y = cv2.filter2D(src, depth, kernel, anchor=anchor, borderType=code)
+    else:
+        code = getattr(cv2, LIBRARY_NAMES["opencv"][border])
+        (top, bottom), (left, right) = pads[0], pads[1]
+        value = [cval] * 4
+        xp = cv2.copyMakeBorder(src, top, bottom, left, right, code, value=value)
+        if xp.ndim < src.ndim:  # OpenCV drops a trailing channel axis of 1
+            xp = xp[..., None]
+        y = cv2.filter2D(xp, depth, kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+        y = y[: xp.shape[0] - w.shape[0] + 1, : xp.shape[1] - w.shape[1] + 1]
+    if y.ndim < x.ndim:
+        y = y[..., None]
+    if one_d:
+        y = y[0]
+    return round_saturate(y, out_dtype) if out_dtype is not None else y.astype(out, copy=False)

@@ -1,0 +1,41 @@
+# shift_add_numpy: one shifted multiply-add of the padded image per kernel tap.
+#
+#   xp = pad(x)                       y = sum over taps j of  w[j] * xp[j : j + out]
+#   +---------+                       (the "roll" method people reinvent)
+#   | . . . . |  --shift by j-->  w[j] * view   -->  y += ...
+#   +---------+
+#
+# Wins: tiny kernels (3x3) on any rank and any border, no dependency but numpy.
+# Does not win: large kernels (K full passes over the image, memory bound).
+# Applies: every case (N-D, every border, padding wider than the image via numpy.pad).
+# Numerics: accumulates in the result dtype (float32 for float16/integer images), one
+# rounding per tap: the 'direct' bound, gamma_K.
+from __future__ import annotations
+
+import numpy as np
+
+from refimpl.dtypes import result_dtype, round_saturate
+from refimpl.geometry import image_padding
+
+LIBRARY = "numpy"
+DEVICE = "cpu"
+ERROR = "direct"
+
+
+def supports(spec):
+    return None
+
+
+def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
+    out = result_dtype(x.dtype, w.dtype)
+    acc = np.float32 if out == np.float16 else out
+    pads = image_padding(w.shape, padding, origin)
+    kwargs = {"constant_values": cval} if border == "constant" else {}
+    xp = np.pad(x.astype(acc, copy=False), pads, mode=border, **kwargs)
+    out_shape = tuple(n - k + 1 for n, k in zip(xp.shape, w.shape))
+    w = w.astype(acc, copy=False)
+    y = np.zeros(out_shape, dtype=acc)
+    for j in np.ndindex(*w.shape):
+        if w[j] != 0:
+            y += w[j] * xp[tuple(slice(a, a + n) for a, n in zip(j, out_shape))]
+    return round_saturate(y, out_dtype) if out_dtype is not None else y.astype(out, copy=False)

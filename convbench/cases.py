@@ -1,0 +1,220 @@
+"""The case catalogue: verification cases and benchmark workloads, one id string each.
+
+A case is a spec plus what fills its arrays. Suites are explicit lists built here:
+
+    small     verification: odd/even kernels, kernel larger than the image, 1-pixel
+              images, every border and padding, origins, integer and float16 images,
+              non-contiguous inputs, non-finite values
+    quick     the README's main job: a few real workloads, under a minute on 2 cores
+    seed      the workloads of the documents this project started from (WORKLOADS.md)
+    images    the image-filtering sweep (sizes x kernel sizes x borders x kernels)
+    real      real photographs with the seed kernels
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convbench.data import make_array
+from convbench.spec import Spec
+
+
+@dataclass(frozen=True)
+class Case:
+    spec: Spec
+    data: tuple[str, ...] = ()          # recipe per array; missing entries are "random"
+    strided: bool = False               # pass non-contiguous views
+    name: str = ""                      # workload name, e.g. "seed-fft-1k"
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def id(self) -> str:
+        parts = [self.name] if self.name else []
+        parts.append(self.spec.id)
+        recipes = [r for r in self.data if r != "random"]
+        if recipes:
+            parts.append("+".join(recipes))
+        if self.strided:
+            parts.append("strided")
+        return "-".join(parts)
+
+    def recipe(self, i: int) -> str:
+        return self.data[i] if i < len(self.data) else "random"
+
+    @property
+    def seed(self) -> int:
+        return int.from_bytes(hashlib.sha256(self.id.encode()).digest()[:4], "little")
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The inputs, the same on every call and every machine."""
+        rng = np.random.default_rng(self.seed)
+        out = []
+        for i, (shape, dtype) in enumerate(zip(self.spec.shapes, self.spec.dtypes)):
+            if self.strided:
+                big = make_array(self.recipe(i), tuple(2 * n for n in shape), dtype, rng)
+                a = big[tuple(slice(None, None, 2) for _ in shape)]
+            else:
+                a = make_array(self.recipe(i), shape, dtype, rng)
+            out.append(a)
+        return tuple(out)
+
+    @property
+    def nonfinite(self) -> bool:
+        return "nonfinite" in self.data
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def image_case(op, x_shape, w_shape, dtype="float32", w_dtype=None, data=(), strided=False,
+               name="", tags=(), **kwargs) -> Case:
+    if w_dtype is None:
+        w_dtype = dtype if np.dtype(dtype).kind in "fc" else "float32"
+    spec = Spec.make(op, (x_shape, w_shape), (dtype, w_dtype), **kwargs)
+    return Case(spec, tuple(data), strided, name, tuple(tags))
+
+
+BORDERS = ("constant", "edge", "symmetric", "reflect", "wrap")
+
+
+def small_image_cases(op: str) -> list[Case]:
+    """Small verification cases for correlate/convolve (oracle computed whole)."""
+    cases = []
+    add = cases.append
+    for border in BORDERS:
+        add(image_case(op, (9,), (3,), "float64", border=border, cval=1.5))
+        add(image_case(op, (7,), (4,), "float64", border=border))                  # even kernel
+        add(image_case(op, (3,), (7,), "float64", border=border))                  # kernel > image
+        add(image_case(op, (1,), (3,), "float64", border=border))                  # 1 sample
+        add(image_case(op, (8, 7), (3, 3), "float32", border=border))
+        add(image_case(op, (6, 9), (2, 4), "float32", border=border))              # even 2-D
+        add(image_case(op, (4, 3), (5, 6), "float32", border=border))              # kernel > image
+        add(image_case(op, (1, 1), (3, 3), "float32", border=border))              # 1 pixel
+        add(image_case(op, (5, 6, 4), (3, 2, 3), "float32", border=border))        # 3-D
+        add(image_case(op, (3, 4, 3, 4), (2, 3, 2, 2), "float64", border=border))  # 4-D
+        add(image_case(op, (10, 9), (3, 3), "float32", border=border, strided=True))
+        add(image_case(op, (12, 11), (5, 4), "float32", border=border, origin=(-1, 1)))
+        add(image_case(op, (10, 10), (3, 3), "uint8", border=border))
+        add(image_case(op, (9, 8), (3, 3), "uint8", data=("camera", "sharpen"), border=border,
+                       out_dtype="uint8"))
+    for padding in ("valid", "full"):
+        add(image_case(op, (11,), (4,), "float64", padding=padding))
+        add(image_case(op, (9, 8), (3, 2), "float32", padding=padding))
+        add(image_case(op, (7, 6), (3, 3), "float32", padding=padding, border="symmetric"))
+        add(image_case(op, (5, 6, 4), (2, 3, 3), "float64", padding=padding))
+    add(image_case(op, (5, 5), (5, 5), "float32", padding="valid"))
+    add(image_case(op, (9, 9), (3, 3), "float32", origin=1))
+    add(image_case(op, (8, 8), (4, 4), "float32", origin=-2, border="reflect"))
+    add(image_case(op, (8, 8), (3, 3), "float16", border="edge"))
+    add(image_case(op, (12, 12), (7, 7), "float16", border="symmetric"))
+    add(image_case(op, (8, 8), (3, 3), "uint16", border="reflect"))
+    add(image_case(op, (8, 8), (3, 3), "int16", border="edge"))
+    add(image_case(op, (8, 8), (3, 3), "uint8", data=("random", "box"), out_dtype="uint8"))
+    add(image_case(op, (8, 8), (3, 3), "int16", data=("random", "edge"), out_dtype="int16",
+                   border="wrap"))
+    add(image_case(op, (8, 8), (3, 3), "uint8", w_dtype="float64", border="symmetric"))
+    add(image_case(op, (9, 9), (3, 3), "float64", data=("nonfinite",)))
+    add(image_case(op, (9, 9), (3, 3), "float32", data=("nonfinite",), border="wrap"))
+    add(image_case(op, (16, 16, 3), (3, 3, 1), "float32", data=("astronaut", "emboss"),
+                   border="symmetric"))
+    return cases
+
+
+def quick_image_cases(op: str = "correlate") -> list[Case]:
+    """The README's main job: real workloads that a 2-core machine times in seconds."""
+    return [
+        image_case(op, (512, 512), (3, 3), "float32", data=("camera", "sharpen"),
+                   border="symmetric", name="camera-sharpen"),
+        image_case(op, (512, 512), (5, 5), "uint8", data=("camera", "gauss1"), border="edge",
+                   out_dtype="uint8", name="camera-gauss-u8"),
+        image_case(op, (1000, 1000), (3, 3), "float64", border="symmetric", name="seed-imfilter-3x3"),
+        image_case(op, (1000, 1000), (15, 15), "float32", border="constant", name="seed-fft-1k"),
+        image_case(op, (512, 512, 3), (3, 3, 1), "float32", data=("astronaut", "emboss"),
+                   border="reflect", name="seed-rgb-filters"),
+    ]
+
+
+def seed_image_cases(op: str = "correlate") -> list[Case]:
+    return [
+        image_case(op, (1000, 1000), (15, 15), "float32", border="constant", name="seed-fft-1k"),
+        image_case(op, (10000, 10000), (15, 15), "float32", border="constant", name="seed-fft-10k",
+                   tags=("large",)),
+        image_case(op, (1000, 1000), (3, 3), "float64", border="symmetric", name="seed-imfilter-3x3"),
+        image_case(op, (900, 900), (3, 3), "float64", border="symmetric", strided=True,
+                   name="seed-imfilter-3x3-view"),
+        *[image_case(op, (512, 512, 3), (3, 3, 1), "float32", data=("astronaut", k),
+                     border="reflect", name=f"seed-rgb-{k}") for k in ("emboss", "sharpen", "edge")],
+    ]
+
+
+def image_sweep_cases(op: str = "correlate") -> list[Case]:
+    """WORKLOADS.md's sweep, as a chosen grid: every kernel size at 1024² (random and
+    Gaussian), every border at 1024² 7x7, the 1-D kernels, uint8, and 512²/4096² ends."""
+    cases = []
+    for k in (3, 5, 7, 15, 31, 63):
+        cases.append(image_case(op, (1024, 1024), (k, k), "float32", name="sweep"))
+    for sigma, k in ((1, 7), (5, 31), (20, 63)):
+        cases.append(image_case(op, (1024, 1024), (k, k), "float32", data=("random", f"gauss{sigma}"),
+                                border="symmetric", name="sweep"))
+    for border in BORDERS:
+        cases.append(image_case(op, (1024, 1024), (7, 7), "float32", border=border, name="sweep"))
+    for shape in ((1, 31), (31, 1)):
+        cases.append(image_case(op, (1024, 1024), shape, "float32", border="edge", name="sweep"))
+    for k in (3, 7, 15):
+        cases.append(image_case(op, (1024, 1024), (k, k), "uint8", data=("camera", "box"),
+                                border="edge", out_dtype="uint8", name="sweep"))
+    for size in (512, 4096):
+        for k in (3, 15):
+            cases.append(image_case(op, (size, size), (k, k), "float32", border="reflect", name="sweep"))
+    cases.append(image_case(op, (4096, 4096), (31, 31), "float32", data=("random", "gauss5"),
+                            border="symmetric", name="sweep"))
+    return cases
+
+
+def real_image_cases(op: str = "correlate") -> list[Case]:
+    cases = []
+    for photo, shape in (("camera", (512, 512)), ("coins", (303, 384)), ("text", (172, 448)),
+                         ("moon", (512, 512)), ("brick", (512, 512))):
+        for kernel, border in (("sharpen", "symmetric"), ("edge", "reflect"), ("emboss", "edge")):
+            cases.append(image_case(op, shape, (3, 3), "uint8", data=(photo, kernel), border=border,
+                                    out_dtype="uint8", name=f"photo-{photo}"))
+        cases.append(image_case(op, shape, (9, 9), "float32", data=(photo, "gauss2"),
+                                border="symmetric", name=f"photo-{photo}"))
+    for photo, shape in (("coffee", (400, 600, 3)), ("chelsea", (300, 451, 3))):
+        cases.append(image_case(op, shape, (3, 3, 1), "float32", data=(photo, "sharpen"),
+                                border="reflect", name=f"photo-{photo}"))
+    return cases
+
+
+# suite name -> op -> case builder. Explicit: a new suite or op is a new line here.
+SUITES = {
+    "small": {"correlate": small_image_cases, "convolve": small_image_cases},
+    "quick": {"correlate": quick_image_cases, "convolve": lambda op: quick_image_cases(op)[:2]},
+    "seed": {"correlate": seed_image_cases},
+    "images": {"correlate": image_sweep_cases},
+    "real": {"correlate": real_image_cases, "convolve": real_image_cases},
+}
+
+
+def suite(name: str, op: str | None = None) -> list[Case]:
+    """The cases of suite ``name`` (for one op, or every op the suite covers)."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; accepted: {', '.join(SUITES)}")
+    builders = SUITES[name]
+    ops = [op] if op is not None else list(builders)
+    out = []
+    for o in ops:
+        if o in builders:
+            out.extend(builders[o](o))
+    return out
+
+
+def estimate_bytes(case: Case) -> int:
+    """Bytes of the inputs and the float64 output a run of this case holds at least."""
+    spec = case.spec
+    inputs = sum(math.prod(s) * np.dtype(d if d != "bfloat16" else "float16").itemsize
+                 for s, d in zip(spec.shapes, spec.dtypes))
+    return int(inputs * (4 if case.strided else 1) + math.prod(spec.output_shape()) * 8)

@@ -1,0 +1,157 @@
+"""The one explicit table of candidates, imported lazily, with availability and reasons.
+
+``convolve`` reuses the correlate candidates on the reversed kernel (one adapter, below),
+so every correlate algorithm is also a convolve algorithm without a second module.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from convbench import arrays as xp
+from refimpl.geometry import convolve_as_correlate_origin
+
+# op -> candidate name -> module. Order is the listing order.
+CANDIDATES: dict[str, dict[str, str]] = {
+    "correlate": {
+        "shift_add_numpy": "candidates.correlate.shift_add_numpy",
+        "ndimage_scipy": "candidates.correlate.ndimage_scipy",
+        "filter2d_opencv": "candidates.correlate.filter2d_opencv",
+        "conv_torch": "candidates.correlate.conv_torch",
+    },
+}
+
+# op -> (op whose candidates it reuses, adapter name)
+REUSED = {"convolve": "correlate"}
+
+# Which pip package provides each LIBRARY, for the "unavailable" reason.
+PIP_NAMES = {"cv2": "opencv-python-headless", "torch": "torch==2.13.0", "scipy": "scipy",
+             "cupy": "cupy-cuda12x", "numba": "numba", "triton": "triton"}
+
+
+@dataclass
+class Candidate:
+    op: str
+    name: str
+    module_path: str | None = None
+    fn: Callable | None = None          # a user's function with the op's signature
+    error: str | Callable = "direct"    # the user's error model ('direct' unless told)
+    reused_from: str | None = None      # correlate, for convolve on the reversed kernel
+    _module: object = field(default=None, repr=False)
+
+    @property
+    def module(self):
+        if self._module is None and self.module_path is not None:
+            self._module = importlib.import_module(self.module_path)
+        return self._module
+
+    @property
+    def device(self) -> str:
+        return getattr(self.module, "DEVICE", "cpu") if self.module_path else "cpu"
+
+    def unavailable(self) -> str | None:
+        """None when it can run here, else the reason (missing package, no GPU)."""
+        if self.module_path is None:
+            return None
+        return _library_missing(self.module.LIBRARY, self.device)
+
+    def supports(self, spec) -> str | None:
+        if self.reused_from:
+            spec = spec.operation.as_correlate(spec)
+        if self.module_path is None:
+            return None
+        return self.module.supports(spec)
+
+    def error_model(self, spec) -> str:
+        model = self.module.ERROR if self.module_path else self.error
+        if callable(model):
+            return model(spec.operation.as_correlate(spec) if self.reused_from else spec)
+        return model
+
+    def to_native(self, a):
+        convert = getattr(self.module, "to_native", None) if self.module_path else None
+        return convert(a) if convert is not None else a
+
+    def function(self) -> Callable:
+        """A callable with the op's signature."""
+        if self.fn is not None:
+            return self.fn
+        fn = getattr(self.module, self.reused_from or self.op)
+        return _on_reversed_kernel(fn) if self.reused_from else fn
+
+    @property
+    def key(self) -> str:
+        return f"{self.op}/{self.name}"
+
+
+def _on_reversed_kernel(correlate: Callable) -> Callable:
+    """convolve(x, w, origin) = correlate(x, reversed w, origin') (geometry gives origin')."""
+
+    @functools.wraps(correlate)
+    def convolve(x, w, *, padding="same", origin=0, **kwargs):
+        origin = convolve_as_correlate_origin(tuple(w.shape), padding, origin)
+        return correlate(x, xp.flip(w), padding=padding, origin=origin, **kwargs)
+
+    return convolve
+
+
+@functools.lru_cache(maxsize=None)
+def _library_missing(library: str, device: str) -> str | None:
+    try:
+        module = importlib.import_module(library)
+    except Exception as exc:  # ImportError, or a broken install raising anything
+        return f"unavailable: {library} not importable ({type(exc).__name__}); pip install {PIP_NAMES.get(library, library)}"
+    if device == "gpu":
+        return _gpu_missing(library, module)
+    return None
+
+
+def _gpu_missing(library: str, module) -> str | None:
+    try:
+        if library == "torch":
+            ok = module.cuda.is_available()
+        elif library == "cupy":
+            ok = module.cuda.runtime.getDeviceCount() > 0
+        else:
+            import torch
+
+            ok = torch.cuda.is_available()
+    except Exception:
+        ok = False
+    return None if ok else "unavailable: no GPU"
+
+
+def ops() -> list[str]:
+    return list(CANDIDATES) + [op for op in REUSED if op not in CANDIDATES]
+
+
+def candidates(op: str | None = None, names=None) -> list[Candidate]:
+    """Registered candidates of ``op`` (or every op), optionally only ``names``."""
+    out = []
+    for o in ([op] if op else ops()):
+        source = REUSED.get(o, o)
+        if source not in CANDIDATES:
+            raise ValueError(f"unknown op {o!r}; accepted: {', '.join(ops())}")
+        for name, path in CANDIDATES[source].items():
+            if names and name not in names:
+                continue
+            out.append(Candidate(o, name, path, reused_from=source if source != o else None))
+    if names:
+        known = {c.name for c in out}
+        missing = [n for n in names if n not in known]
+        if missing:
+            all_names = sorted({n for o in ops() for n in CANDIDATES[REUSED.get(o, o)]})
+            raise ValueError(f"unknown candidate(s) {missing}; accepted: {', '.join(all_names)}")
+    return out
+
+
+def get(op: str, name: str) -> Candidate:
+    return candidates(op, [name])[0]
+
+
+def user_candidate(op: str, fn: Callable, error: str = "direct", name: str | None = None) -> Candidate:
+    if not callable(fn):
+        raise TypeError(f"fn must be callable with the {op} signature, got {type(fn).__name__}")
+    return Candidate(op, name or getattr(fn, "__name__", "user_fn"), fn=fn, error=error)

@@ -1,0 +1,283 @@
+"""Verification: run a candidate on cases and compare with the float64 oracle under the
+error bound of convbench.tolerance.
+
+Small outputs are compared whole. Large ones are compared at sampled points that the
+pointwise oracle evaluates directly: every border region (each combination of low
+border / interior / high border over the axes) plus random interior points.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from convbench import arrays as xp
+from convbench.cases import Case
+from convbench.registry import Candidate, user_candidate
+from convbench.tolerance import bound, compare
+
+WHOLE_LIMIT = 300_000     # products the Python oracle computes whole (about a second)
+POINTS_PER_ZONE = 2
+INTERIOR_POINTS = 40
+CALL_TIMEOUT_S = 300
+
+STATUSES = ("pass", "FAIL", "error", "unsupported", "unavailable")
+
+
+@dataclass
+class Row:
+    op: str
+    case: str
+    candidate: str
+    status: str
+    detail: str = ""
+    max_error: float = math.nan
+    worst: float = math.nan       # largest error / bound; <= 1 passes
+    checked: str = ""             # "all" or "<n> points"
+    error_model: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Reference:
+    ref: np.ndarray               # oracle values (whole output, or at points)
+    absref: np.ndarray            # the op on absolute values: the error bound's scale
+    points: tuple | None          # index arrays of the sampled points, None when whole
+    norms: tuple[float, float]    # ||x padded||_2 (bounded), ||w||_2, for the fft model
+    length: int                   # FFT transform length (product over axes)
+
+
+def _abs_inputs(case: Case, arrays):
+    spec = case.spec
+    absolute = tuple(np.abs(np.asarray(a, dtype=np.float64 if np.asarray(a).dtype.kind in "iuf" else None))
+                     for a in arrays)
+    if "cval" in spec.kwargs:
+        spec = spec.replace(cval=abs(spec.kwargs["cval"]))
+    return spec, absolute
+
+
+def sample_points(case: Case) -> tuple[np.ndarray, ...]:
+    """Output indices to check: each border zone combination, plus random points."""
+    spec = case.spec
+    shape = spec.output_shape()
+    zones = spec.operation.border_zones(spec)
+    rng = np.random.default_rng(case.seed)
+    per_axis = []
+    for n, (lo, hi) in zip(shape, zones):
+        lo, hi = min(lo, n), min(hi, max(n - lo, 0))
+        parts = [(0, lo), (lo, n - hi), (n - hi, n)]
+        per_axis.append([p for p in parts if p[1] > p[0]])
+    points = set()
+    for combo in np.ndindex(*[len(p) for p in per_axis]):
+        ranges = [per_axis[a][z] for a, z in enumerate(combo)]
+        points.add(tuple(r[0] for r in ranges))          # the corner of the zone
+        points.add(tuple(r[1] - 1 for r in ranges))
+        for _ in range(POINTS_PER_ZONE):
+            points.add(tuple(int(rng.integers(r[0], r[1])) for r in ranges))
+    for _ in range(INTERIOR_POINTS):
+        points.add(tuple(int(rng.integers(0, n)) for n in shape))
+    ordered = sorted(points)
+    return tuple(np.array(axis) for axis in zip(*ordered))
+
+
+def _norms(case: Case, arrays):
+    """(||x padded||_2 bounded above, ||w||_2) and the FFT length, for the 'fft' model.
+    Padded samples are copies of x or cval, so each adds at most max(|x|, |cval|)**2."""
+    spec = case.spec
+    x = np.asarray(arrays[0], dtype=np.float64)
+    w = np.asarray(arrays[1], dtype=np.float64)
+    padded, length = spec.operation.fft_sizes(spec)
+    big = max(float(np.max(np.abs(x), initial=0.0)), abs(float(spec.kwargs.get("cval", 0.0))))
+    nx = math.sqrt(float(np.sum(x * x)) + max(padded - x.size, 0) * big * big)
+    return (nx, float(np.linalg.norm(w))), length
+
+
+@functools.lru_cache(maxsize=32)
+def reference(case: Case) -> Reference:
+    """Oracle values for ``case`` (cached: every candidate is checked against the same)."""
+    spec, op = case.spec, case.spec.operation
+    arrays = case.arrays()
+    abs_spec, abs_arrays = _abs_inputs(case, arrays)
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = [np.where(np.isfinite(a), a, 0.0) for a in abs_arrays] if case.nonfinite else abs_arrays
+        norms, length = _norms(case, finite)
+        if op.work(spec) <= WHOLE_LIMIT:
+            return Reference(op.oracle(spec, arrays), op.oracle(abs_spec, abs_arrays), None, norms, length)
+        points = sample_points(case)
+        idx = list(zip(*points))
+        ref = np.array([op.oracle_at(spec, arrays, i) for i in idx])
+        absref = np.array([op.oracle_at(abs_spec, abs_arrays, i) for i in idx])
+    return Reference(ref, absref, points, norms, length)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise TimeoutError in the main thread after ``seconds`` (Python-level work only)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"candidate ran longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def native_inputs(candidate: Candidate, case: Case):
+    return tuple(candidate.to_native(a) for a in case.arrays())
+
+
+def call(candidate: Candidate, case: Case, native):
+    out = case.spec.operation.call(candidate.function(), native, case.spec)
+    if isinstance(out, tuple):
+        raise TypeError(f"expected one array from {candidate.name}, got a tuple")
+    xp.synchronize(out)
+    return out
+
+
+def skip_reason(candidate: Candidate, case: Case) -> tuple[str, str] | None:
+    """(status, reason) when the candidate is not run on the case."""
+    reason = candidate.unavailable()
+    if reason:
+        return "unavailable", reason
+    reason = candidate.supports(case.spec)
+    if reason:
+        return "unsupported", reason
+    if case.nonfinite and candidate.error_model(case.spec) == "fft":
+        return "unsupported", "FFT algorithms spread a non-finite value over the whole output"
+    return None
+
+
+def check_output(candidate: Candidate, case: Case, out) -> Row:
+    spec = case.spec
+    model = candidate.error_model(spec)
+    ref = reference(case)
+    got = xp.to_numpy(out)
+    expected_shape = tuple(spec.output_shape())
+    if got.shape != expected_shape:
+        return Row(spec.op, case.id, candidate.name, "FAIL",
+                   f"shape {got.shape}, expected {expected_shape}", error_model=model)
+    if ref.points is not None:
+        got = got[ref.points]
+    result_dtype = spec.operation.result_dtype(spec)
+    float_dtype = result_dtype if result_dtype.kind in "fc" else \
+        spec.operation.result_dtype(spec.replace(out_dtype=None))
+    tol = bound(model, result_dtype=float_dtype, ref=ref.ref, absref=ref.absref,
+                terms=spec.operation.terms(spec), norms=ref.norms, length=ref.length)
+    verdict = compare(got, ref.ref, tol, out_dtype=result_dtype)
+    checked = "all" if ref.points is None else f"{len(ref.points[0])} points"
+    return Row(spec.op, case.id, candidate.name, "pass" if verdict["passed"] else "FAIL",
+               verdict["reason"], verdict["max_error"], verdict["worst"], checked, model)
+
+
+def verify_case(candidate: Candidate, case: Case, timeout: float = CALL_TIMEOUT_S) -> Row:
+    skip = skip_reason(candidate, case)
+    if skip:
+        return Row(case.spec.op, case.id, candidate.name, skip[0], skip[1])
+    try:
+        native = native_inputs(candidate, case)
+        with time_limit(timeout), np.errstate(all="ignore"):
+            out = call(candidate, case, native)
+    except Exception as exc:  # a crashing candidate fails its own row, not the run
+        return Row(case.spec.op, case.id, candidate.name, "error", f"{type(exc).__name__}: {exc}")
+    try:
+        return check_output(candidate, case, out)
+    except Exception as exc:
+        return Row(case.spec.op, case.id, candidate.name, "error",
+                   f"result could not be checked: {type(exc).__name__}: {exc}")
+
+
+class Report:
+    """Verification rows for one or more candidates, with a verdict and a table."""
+
+    def __init__(self, rows: list[Row]):
+        self.rows = rows
+
+    @property
+    def failures(self) -> list[Row]:
+        return [r for r in self.rows if r.status in ("FAIL", "error")]
+
+    @property
+    def passed(self) -> bool:
+        """No failure, and at least one case actually checked."""
+        return not self.failures and any(r.status == "pass" for r in self.rows)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(r.status == s for r in self.rows) for s in STATUSES}
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
+        verdict = "PASSED" if self.passed else "FAILED"
+        return f"{verdict}: {counts}"
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([r.as_dict() for r in self.rows])
+
+    def __str__(self) -> str:
+        from convbench.table import format_table
+
+        shown = self.failures or self.rows
+        lines = [format_table(
+            [{"case": r.case, "candidate": r.candidate, "status": r.status,
+              "err/bound": "" if math.isnan(r.worst) else f"{r.worst:.2g}",
+              "checked": r.checked, "detail": r.detail[:90]} for r in shown[:40]])]
+        if len(shown) > 40:
+            lines.append(f"... {len(shown) - 40} more rows")
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Report {self.summary()}>"
+
+
+def verify_candidates(candidates, cases, progress=None) -> Report:
+    rows = []
+    for case in cases:
+        for candidate in candidates:
+            if candidate.op == case.spec.op:
+                rows.append(verify_case(candidate, case))
+        if progress:
+            progress()
+    return Report(rows)
+
+
+def verify(op: str, fn, cases="small", *, error: str = "direct", name: str | None = None) -> Report:
+    """Check any function with ``op``'s signature on the op's case set (bring your own kernel).
+
+    ``fn(x, w, *, border, cval, padding, origin[, out_dtype])`` for correlate/convolve takes
+    numpy arrays and returns an array (numpy, torch or cupy). ``cases`` is a suite name or
+    a list of Case. ``error`` names the error model your algorithm obeys ('direct' for any
+    summation order, 'fft' for FFT-based ones). Returns a Report; ``bool(report)`` is the
+    verdict, ``print(report)`` shows the failing rows.
+    """
+    from convbench.cases import suite
+    from convbench.ops import get_op
+
+    get_op(op)
+    candidate = user_candidate(op, fn, error=error, name=name)
+    if isinstance(cases, str):
+        cases = suite(cases, op)
+    started = time.perf_counter()
+    report = verify_candidates([candidate], list(cases))
+    report.seconds = time.perf_counter() - started
+    return report

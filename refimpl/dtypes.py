@@ -1,0 +1,38 @@
+"""Result dtypes of the image form: integer images never wrap around.
+
+>>> result_dtype("uint8", "uint8"), result_dtype("uint8", "float64")
+(dtype('float32'), dtype('float64'))
+>>> round_saturate(np.array([-3.5, 2.5, 3.5, 300.0]), "uint8")   # half to even, clipped
+array([  0,   2,   4, 255], dtype=uint8)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def result_dtype(x_dtype, w_dtype=None) -> np.dtype:
+    """The default (floating) result dtype for an image and a kernel.
+
+    Both floating: numpy's promotion. An integer image or kernel promotes with float32,
+    so uint8 in gives float32 out, never a wrapped uint8 (scipy wraps modulo 256).
+
+    >>> result_dtype("float16", "float16"), result_dtype("float32", "float64")
+    (dtype('float16'), dtype('float64'))
+    """
+    dtypes = [np.dtype(x_dtype)] + ([np.dtype(w_dtype)] if w_dtype is not None else [])
+    floats = [d for d in dtypes if d.kind in "fc"]
+    if len(floats) == len(dtypes):
+        return np.result_type(*dtypes)
+    return np.result_type(np.float32, *floats)
+
+
+def round_saturate(y, out_dtype):
+    """Round half to even and saturate into an integer ``out_dtype`` (OpenCV's rule);
+    a plain cast for a floating one."""
+    if out_dtype is None:
+        return y
+    out_dtype = np.dtype(out_dtype)
+    if out_dtype.kind in "iu":
+        info = np.iinfo(out_dtype)
+        return np.clip(np.rint(y), info.min, info.max).astype(out_dtype)
+    return np.asarray(y).astype(out_dtype)

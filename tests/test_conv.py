@@ -1,0 +1,564 @@
+"""Tests of refimpl/conv.py: hand-derived goldens, torch agreement, gradients, errors."""
+import doctest
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+import torch.nn.grad  # noqa: E402
+
+import refimpl.conv  # noqa: E402
+from refimpl.conv import (conv, conv_at, conv_grad_bias, conv_grad_input,  # noqa: E402
+                          conv_grad_weight, conv_transpose)
+from refimpl.geometry import layer_padding  # noqa: E402
+
+TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+TORCH_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+TORCH_GRAD = {1: (torch.nn.grad.conv1d_input, torch.nn.grad.conv1d_weight),
+              2: (torch.nn.grad.conv2d_input, torch.nn.grad.conv2d_weight),
+              3: (torch.nn.grad.conv3d_input, torch.nn.grad.conv3d_weight)}
+TORCH_BORDER = {"constant": "constant", "edge": "replicate", "reflect": "reflect",
+                "wrap": "circular"}
+NON_CONSTANT = ("edge", "symmetric", "reflect", "wrap")
+TIGHT = dict(rtol=1e-12, atol=1e-12)
+
+
+def tt(a):
+    return torch.from_numpy(np.array(a, dtype=np.float64))
+
+
+def torch_pad_widths(pads):
+    """refimpl's per-axis (lo, hi) pairs as F.pad's flat list, last axis first."""
+    return [v for lo, hi in reversed(pads) for v in (lo, hi)]
+
+
+def random_case(seed, n, c, o, spatial, kernel, groups, bias=True):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c) + tuple(spatial))
+    w = rng.standard_normal((o, c // groups) + tuple(kernel))
+    b = rng.standard_normal(o) if bias else None
+    return x, w, b
+
+
+# ---------------------------------------------------------------------------------------
+# Goldens, derived by hand
+# ---------------------------------------------------------------------------------------
+
+def test_doctests():
+    assert doctest.testmod(refimpl.conv).failed == 0
+
+
+def test_golden_plain_1d():
+    # y[p] = x[p] + 2 x[p+1]: 1+4, 2+6, 3+8, 4+10
+    y = conv([[[1., 2., 3., 4., 5.]]], [[[1., 2.]]])
+    np.testing.assert_array_equal(y, [[[5., 8., 11., 14.]]])
+
+
+def test_golden_stride_dilation_cval():
+    # xp = 10 1 2 3 4 5 10; taps p*2 + {0, 2}; out (7 - 3)//2 + 1 = 3
+    # p0: xp0 + xp2 = 10 + 2 = 12, p1: xp2 + xp4 = 2 + 4 = 6, p2: xp4 + xp6 = 4 + 10 = 14
+    y = conv([[[1., 2., 3., 4., 5.]]], [[[1., 1.]]], stride=2, dilation=2, padding=1, cval=10.0)
+    np.testing.assert_array_equal(y, [[[12., 6., 14.]]])
+
+
+@pytest.mark.parametrize("border, expected", [
+    # x = 1 2 3 padded by 4 on each side; a 1-tap kernel [1] returns xp itself.
+    ("constant", [7, 7, 7, 7, 1, 2, 3, 7, 7, 7, 7]),
+    ("edge", [1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 3]),
+    # period 6: 1 2 3 3 2 1 | 1 2 3 3 2 1 ...
+    ("symmetric", [3, 3, 2, 1, 1, 2, 3, 3, 2, 1, 1]),
+    # period 4: 1 2 3 2 | 1 2 3 2 ...
+    ("reflect", [1, 2, 3, 2, 1, 2, 3, 2, 1, 2, 3]),
+    ("wrap", [3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1]),
+])
+def test_golden_borders_wider_than_input(border, expected):
+    y = conv([[[1., 2., 3.]]], [[[1.]]], padding=((4, 4),), border=border, cval=7.0)
+    np.testing.assert_array_equal(y, [[expected]])
+    np.testing.assert_array_equal(
+        y[0, 0], np.pad([1., 2., 3.], 4, border, **({"constant_values": 7.0}
+                                                     if border == "constant" else {})))
+
+
+def test_golden_border_aliases():
+    x, w = [[[1., 2., 3., 4.]]], [[[1., 0., 0.]]]
+    for alias, canonical in [("replicate", "edge"), ("mirror", "reflect"),
+                             ("circular", "wrap"), ("grid-mirror", "symmetric")]:
+        np.testing.assert_array_equal(conv(x, w, padding=2, border=alias),
+                                      conv(x, w, padding=2, border=canonical))
+    # reflect is numpy's (c b | a b c d), not scipy.ndimage's: first two outputs read xp0, xp1
+    np.testing.assert_array_equal(conv(x, w, padding=2, border="reflect")[0, 0, :2], [3., 2.])
+
+
+def test_golden_2d_full():
+    # all-ones 2x2 kernel over [[1, 2], [3, 4]] zero-padded by 1: sums of 2x2 windows
+    # [[1, 1+2, 2], [1+3, 1+2+3+4, 2+4], [3, 3+4, 4]]
+    y = conv([[[[1., 2.], [3., 4.]]]], np.ones((1, 1, 2, 2)), padding=1)
+    np.testing.assert_array_equal(y, [[[[1., 3., 2.], [4., 10., 6.], [3., 7., 4.]]]])
+
+
+def test_golden_groups_and_bias():
+    # groups=2: output 0 reads channel 0 only (weight 2, bias 1), output 1 channel 1 (3, -1)
+    x = [[[1., 2., 3.], [10., 20., 30.]]]
+    y = conv(x, [[[2.]], [[3.]]], [1., -1.], groups=2)
+    np.testing.assert_array_equal(y, [[[3., 5., 7.], [29., 59., 89.]]])
+
+
+def test_golden_same_with_stride():
+    # in 6, k 3, stride 2: out ceil(6/2) = 3, total pad (3-1)*2 + 3 - 6 = 1, on the high side
+    # xp = 1 2 3 4 5 6 0: 1+2+3, 3+4+5, 5+6+0
+    assert layer_padding((6,), (3,), "same", stride=2) == ((0, 1),)
+    y = conv([[[1., 2., 3., 4., 5., 6.]]], [[[1., 1., 1.]]], padding="same", stride=2)
+    np.testing.assert_array_equal(y, [[[6., 12., 11.]]])
+
+
+def test_golden_transpose():
+    # x0 = 1 spreads w over 0..2: 1 2 3 0 0; x1 = 2 over 2..4: 0 0 2 4 6; sum 1 2 5 4 6
+    y = conv_transpose([[[1., 2.]]], [[[1., 2., 3.]]], stride=2)
+    np.testing.assert_array_equal(y, [[[1., 2., 5., 4., 6.]]])
+    # dilation 2: taps at 0, 2, 4 (+2 for x1): 1 0 2+2 0 3+4 0 6
+    y = conv_transpose([[[1., 2.]]], [[[1., 2., 3.]]], stride=2, dilation=2)
+    np.testing.assert_array_equal(y, [[[1., 0., 4., 0., 7., 0., 6.]]])
+
+
+@pytest.mark.parametrize("border, expected", [
+    # padded positions j = 0..6 receive 1, 3, 6, 6, 6, 5, 3 (w = 1 2 3, dy = 1);
+    # j = 0 reads source(-1), j = 6 reads source(5)
+    ("constant", [3., 6., 6., 6., 5.]),            # both dropped
+    ("edge", [1. + 3., 6., 6., 6., 5. + 3.]),       # -1 -> 0, 5 -> 4
+    ("symmetric", [1. + 3., 6., 6., 6., 5. + 3.]),  # -1 -> 0, 5 -> 4 as well
+    ("reflect", [3., 6. + 1., 6., 6. + 3., 5.]),    # -1 -> 1, 5 -> 3
+    ("wrap", [3. + 3., 6., 6., 6., 5. + 1.]),       # -1 -> 4, 5 -> 0
+])
+def test_golden_grad_input_folds(border, expected):
+    dx = conv_grad_input(np.ones((1, 1, 5)), [[[1., 2., 3.]]], (1, 1, 5), padding=1,
+                         border=border, cval=5.0)
+    np.testing.assert_array_equal(dx, [[expected]])
+
+
+def test_golden_grad_weight_and_bias():
+    # xp = 10 1 2 3 10; dw[r] = sum_p xp[p + r]: 10+1+2, 1+2+3, 2+3+10
+    dw = conv_grad_weight([[[1., 2., 3.]]], np.ones((1, 1, 3)), (1, 1, 3), padding=1, cval=10.0)
+    np.testing.assert_array_equal(dw, [[[13., 6., 15.]]])
+    # db[o] = sum over n and p: o=0: 1+2+5+6, o=1: 3+4+7+8
+    dy = np.arange(1., 9.).reshape(2, 2, 2)
+    np.testing.assert_array_equal(conv_grad_bias(dy), [14., 22.])
+
+
+def test_integer_and_complex_inputs():
+    x = np.arange(10, dtype=np.uint8).reshape(1, 2, 5) * 25
+    w = np.arange(12, dtype=np.int16).reshape(2, 2, 3) - 6
+    y = conv(x, w, padding=1)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, conv(x.astype(float), w.astype(float), padding=1))
+    xc = np.array([[[1 + 1j, 2., 3j]]])
+    yc = conv(xc, [[[1., 1j]]])
+    assert yc.dtype == np.complex128
+    np.testing.assert_array_equal(yc, [[[1 + 1j + 2j, 2. + 1j * 3j]]])
+
+
+# ---------------------------------------------------------------------------------------
+# Agreement with torch.nn.functional.conv{1,2,3}d
+# ---------------------------------------------------------------------------------------
+
+# (n, c, o, spatial, kernel, groups, stride, padding, dilation)
+TORCH_CASES = {
+    "1d-pad1": (2, 3, 4, (9,), (3,), 1, 1, 1, 1),
+    "1d-valid-stride2-dil2": (2, 2, 3, (11,), (3,), 1, 2, "valid", 2),
+    "1d-depthwise-same": (1, 3, 3, (8,), (4,), 3, 1, "same", 1),
+    "1d-groups2-stride3": (2, 4, 6, (10,), (3,), 2, 3, 2, 1),
+    "1d-kernel-bigger-than-input": (1, 2, 2, (3,), (5,), 1, 1, 2, 1),
+    "1d-one-sample": (2, 2, 3, (1,), (1,), 1, 1, 0, 1),
+    "2d-mixed-tuples": (2, 2, 3, (6, 7), (3, 2), 1, (2, 1), (1, 0), (1, 2)),
+    "2d-depthwise-mult2-same-dil2": (1, 4, 8, (6, 5), (3, 3), 4, 1, "same", 2),
+    "2d-groups2-valid-even": (2, 4, 4, (5, 7), (2, 4), 2, 2, "valid", 1),
+    "2d-pad2": (1, 3, 2, (4, 4), (3, 3), 1, 1, 2, 1),
+    "3d-mixed": (1, 2, 2, (4, 5, 3), (2, 3, 1), 2, (1, 2, 1), (1, 0, 1), (2, 1, 1)),
+    "3d-same": (1, 1, 2, (3, 4, 5), (3, 3, 3), 1, 1, "same", 1),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("case", TORCH_CASES.values(), ids=TORCH_CASES.keys())
+def test_conv_matches_torch(case, bias):
+    n, c, o, spatial, kernel, groups, stride, padding, dilation = case
+    x, w, b = random_case(len(spatial) * 7 + c, n, c, o, spatial, kernel, groups, bias)
+    y = conv(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    ref = TORCH_CONV[len(spatial)](tt(x), tt(w), None if b is None else tt(b), stride=stride,
+                                   padding=padding, dilation=dilation, groups=groups)
+    np.testing.assert_allclose(y, ref.numpy(), **TIGHT)
+
+
+# (spatial, kernel, stride, dilation, padding) for padding torch has no argument for
+SIDED_CASES = {
+    "1d-same-stride3-even-kernel": ((7,), (4,), 3, 1, "same"),
+    "1d-same-stride2-even-input": ((6,), (3,), 2, 1, "same"),
+    "2d-same-stride-dil": ((6, 5), (3, 2), (2, 3), (1, 2), "same"),
+    "3d-same-stride2": ((5, 4, 3), (2, 3, 3), 2, 1, "same"),
+    "1d-pairs": ((5,), (3,), 1, 1, ((0, 3),)),
+    "2d-pairs": ((4, 5), (2, 3), (1, 2), 1, ((0, 2), (1, 0))),
+    "3d-pairs": ((3, 3, 4), (2, 2, 2), 1, (1, 1, 2), ((1, 0), (0, 0), (2, 1))),
+}
+
+
+@pytest.mark.parametrize("case", SIDED_CASES.values(), ids=SIDED_CASES.keys())
+def test_conv_per_side_padding_matches_explicit_torch_pad(case):
+    spatial, kernel, stride, dilation, padding = case
+    x, w, b = random_case(3, 2, 2, 3, spatial, kernel, 1)
+    pads = layer_padding(spatial, kernel, padding, stride, dilation)
+    y = conv(x, w, b, stride=stride, padding=padding, dilation=dilation)
+    xp = F.pad(tt(x), torch_pad_widths(pads))
+    ref = TORCH_CONV[len(spatial)](xp, tt(w), tt(b), stride=stride, dilation=dilation)
+    np.testing.assert_allclose(y, ref.numpy(), **TIGHT)
+    if padding == "same":   # output ceil(in / stride) on every axis
+        s = (stride,) * len(spatial) if isinstance(stride, int) else stride
+        assert y.shape[2:] == tuple(-(-i // si) for i, si in zip(spatial, s))
+
+
+def pad_reference(x, pads, border, cval):
+    """x padded by torch's F.pad where torch can do it, else by numpy.pad."""
+    fits = all(lo < n and hi < n for n, (lo, hi) in zip(x.shape[2:], pads))
+    if border in TORCH_BORDER and (border in ("constant", "edge") or fits):
+        kw = {"value": cval} if border == "constant" else {}
+        return F.pad(tt(x), torch_pad_widths(pads), mode=TORCH_BORDER[border], **kw)
+    kw = {"constant_values": cval} if border == "constant" else {}
+    return tt(np.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode=border, **kw))
+
+
+# (spatial, kernel, stride, dilation, padding, groups)
+BORDER_CASES = {
+    "1d": ((6,), (3,), 1, 1, 2, 1),
+    "1d-wide": ((3,), (4,), 2, 1, ((5, 4),), 1),
+    "2d": ((5, 4), (3, 2), (2, 1), (1, 2), ((2, 1), (1, 2)), 2),
+    "2d-same-stride": ((5, 6), (4, 3), 2, 1, "same", 1),
+    "3d": ((3, 4, 3), (2, 3, 2), 1, (2, 1, 1), 1, 2),
+}
+
+
+@pytest.mark.parametrize("border", ("constant",) + NON_CONSTANT)
+@pytest.mark.parametrize("case", BORDER_CASES.values(), ids=BORDER_CASES.keys())
+def test_conv_borders_match_torch_pad(case, border):
+    spatial, kernel, stride, dilation, padding, groups = case
+    x, w, b = random_case(5, 1, 2, 4, spatial, kernel, groups)
+    pads = layer_padding(spatial, kernel, padding, stride, dilation)
+    y = conv(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
+             border=border, cval=-1.5)
+    xp = pad_reference(x, pads, border, -1.5)
+    ref = TORCH_CONV[len(spatial)](xp, tt(w), tt(b), stride=stride, dilation=dilation,
+                                   groups=groups)
+    np.testing.assert_allclose(y, ref.numpy(), **TIGHT)
+
+
+# ---------------------------------------------------------------------------------------
+# conv_transpose vs torch
+# ---------------------------------------------------------------------------------------
+
+# (n, c_in, o, spatial, kernel, groups, stride, padding, output_padding, dilation)
+TRANSPOSE_CASES = {
+    "1d-stride2-outpad1": (2, 3, 2, (4,), (3,), 1, 2, 1, 1, 1),
+    "1d-groups3-dil2": (1, 3, 6, (5,), (2,), 3, 1, 0, 0, 2),
+    "1d-outpad-below-dilation": (1, 2, 2, (3,), (3,), 2, 1, 1, 1, 3),
+    "2d-mixed": (2, 2, 3, (3, 4), (3, 2), 1, (2, 3), (1, 0), (1, 2), (1, 2)),
+    "2d-groups2-big-padding": (1, 4, 2, (4, 3), (3, 3), 2, 2, 2, 0, 1),
+    "3d-mixed": (1, 2, 4, (2, 3, 2), (2, 2, 3), 2, (2, 1, 2), (0, 1, 1), (1, 0, 0), 1),
+}
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("case", TRANSPOSE_CASES.values(), ids=TRANSPOSE_CASES.keys())
+def test_conv_transpose_matches_torch(case, bias):
+    n, c, o, spatial, kernel, groups, stride, padding, output_padding, dilation = case
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((n, c) + spatial)
+    w = rng.standard_normal((c, o // groups) + kernel)
+    b = rng.standard_normal(o) if bias else None
+    kw = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
+              groups=groups)
+    y = conv_transpose(x, w, b, **kw)
+    ref = TORCH_CONV_T[len(spatial)](tt(x), tt(w), None if b is None else tt(b), **kw)
+    np.testing.assert_allclose(y, ref.numpy(), **TIGHT)
+
+
+# ---------------------------------------------------------------------------------------
+# Gradients: finite differences, adjoint identities, conv_transpose, torch autograd
+# ---------------------------------------------------------------------------------------
+
+def central_difference(f, a, h=0.5):
+    """d f / d a, one element at a time. f is affine in a, so this is exact up to rounding."""
+    grad = np.zeros_like(a)
+    for i in np.ndindex(*a.shape):
+        step = np.zeros_like(a)
+        step[i] = h
+        grad[i] = (f(a + step) - f(a - step)) / (2 * h)
+    return grad
+
+
+# (spatial, kernel, stride, dilation, padding, groups)
+GRAD_CASES = {
+    "1d": ((5,), (3,), 2, 1, 2, 1),
+    "1d-wide-pairs": ((3,), (3,), 1, 2, ((4, 3),), 2),
+    "2d": ((4, 3), (2, 3), (1, 2), (2, 1), "same", 2),
+    "3d": ((2, 3, 2), (2, 2, 1), 1, 1, ((1, 0), (0, 1), (1, 1)), 1),
+}
+
+
+@pytest.mark.parametrize("border", ("constant",) + NON_CONSTANT)
+@pytest.mark.parametrize("case", GRAD_CASES.values(), ids=GRAD_CASES.keys())
+def test_gradients_match_finite_differences(case, border):
+    spatial, kernel, stride, dilation, padding, groups = case
+    x, w, b = random_case(17, 1, 2, 2, spatial, kernel, groups)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, border=border,
+              cval=0.75)
+    dy = np.random.default_rng(18).standard_normal(conv(x, w, **kw).shape)
+
+    def loss(x_, w_, b_):
+        return np.sum(conv(x_, w_, b_, **kw) * dy)
+
+    np.testing.assert_allclose(conv_grad_input(dy, w, x.shape, **kw),
+                               central_difference(lambda a: loss(a, w, b), x), **TIGHT)
+    np.testing.assert_allclose(conv_grad_weight(x, dy, w.shape, **kw),
+                               central_difference(lambda a: loss(x, a, b), w), **TIGHT)
+    np.testing.assert_allclose(conv_grad_bias(dy),
+                               central_difference(lambda a: loss(x, w, a), b), **TIGHT)
+
+
+@pytest.mark.parametrize("border", ("constant",) + NON_CONSTANT)
+@pytest.mark.parametrize("case", TORCH_CASES.values(), ids=TORCH_CASES.keys())
+def test_adjoint_identities(case, border):
+    # every border but constant-with-cval is linear in x: <conv(x, w), dy> = <x, dconv_x^T dy>;
+    # conv is linear in w for every border and cval: <conv(x, w), dy> = <w, dconv_w^T dy>
+    n, c, o, spatial, kernel, groups, stride, padding, dilation = case
+    x, w, _ = random_case(23, n, c, o, spatial, kernel, groups, bias=False)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, border=border)
+    y = conv(x, w, **kw)
+    dy = np.random.default_rng(24).standard_normal(y.shape)
+    lhs = np.vdot(y, dy)
+    np.testing.assert_allclose(np.vdot(x, conv_grad_input(dy, w, x.shape, **kw)), lhs,
+                               rtol=1e-12)
+    y_cval = conv(x, w, cval=2.5, **kw)
+    np.testing.assert_allclose(np.vdot(w, conv_grad_weight(x, dy, w.shape, cval=2.5, **kw)),
+                               np.vdot(y_cval, dy), rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES.values(), ids=TRANSPOSE_CASES.keys())
+def test_conv_transpose_is_grad_input(case):
+    n, c, o, spatial, kernel, groups, stride, padding, output_padding, dilation = case
+    if any(op >= s for op, s in zip(np.broadcast_to(output_padding, len(spatial)),
+                                    np.broadcast_to(stride, len(spatial)))):
+        pytest.skip("output_padding >= stride: conv of that shape has a longer output")
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((n, c) + spatial)
+    w = rng.standard_normal((c, o // groups) + kernel)
+    y = conv_transpose(x, w, stride=stride, padding=padding, output_padding=output_padding,
+                       dilation=dilation, groups=groups)
+    # the same w read as a conv weight (O = c, C/groups = o/groups): y's shape is conv's input
+    dx = conv_grad_input(x, w, y.shape, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups)
+    np.testing.assert_array_equal(y, dx)     # same products, correctly rounded sums
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+@pytest.mark.parametrize("case", TORCH_CASES.values(), ids=TORCH_CASES.keys())
+def test_gradients_match_torch(case):
+    n, c, o, spatial, kernel, groups, stride, padding, dilation = case
+    x, w, b = random_case(41, n, c, o, spatial, kernel, groups)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dy = np.random.default_rng(42).standard_normal(conv(x, w, **kw).shape)
+    xt, wt, bt = (tt(a).requires_grad_() for a in (x, w, b))
+    TORCH_CONV[len(spatial)](xt, wt, bt, **kw).backward(tt(dy))
+    dx = conv_grad_input(dy, w, x.shape, **kw)
+    dw = conv_grad_weight(x, dy, w.shape, **kw)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), **TIGHT)
+    np.testing.assert_allclose(dw, wt.grad.numpy(), **TIGHT)
+    np.testing.assert_allclose(conv_grad_bias(dy), bt.grad.numpy(), **TIGHT)
+    if isinstance(padding, str):      # torch.nn.grad takes numeric padding only
+        return
+    grad_input, grad_weight = TORCH_GRAD[len(spatial)]
+    np.testing.assert_allclose(dx, grad_input(x.shape, tt(w), tt(dy), **kw).numpy(), **TIGHT)
+    np.testing.assert_allclose(dw, grad_weight(tt(x), w.shape, tt(dy), **kw).numpy(), **TIGHT)
+
+
+@pytest.mark.parametrize("border", NON_CONSTANT)
+@pytest.mark.parametrize("case", BORDER_CASES.values(), ids=BORDER_CASES.keys())
+def test_border_gradients_match_autograd(case, border):
+    # torch differentiates through the padding: F.pad where torch can, else a gather whose
+    # indices numpy.pad computes (np.pad of arange per axis), any width
+    spatial, kernel, stride, dilation, padding, groups = case
+    x, w, b = random_case(51, 2, 2, 4, spatial, kernel, groups)
+    pads = layer_padding(spatial, kernel, padding, stride, dilation)
+    kw = dict(stride=stride, dilation=dilation, groups=groups)
+    xt, wt = tt(x).requires_grad_(), tt(w).requires_grad_()
+    fits = all(lo < s and hi < s for s, (lo, hi) in zip(spatial, pads))
+    if border != "symmetric" and (border == "edge" or fits):
+        xp = F.pad(xt, torch_pad_widths(pads), mode=TORCH_BORDER[border])
+    else:
+        xp = xt
+        for axis, (size, width) in enumerate(zip(spatial, pads)):
+            idx = torch.from_numpy(np.pad(np.arange(size), width, mode=border))
+            xp = xp.index_select(2 + axis, idx)
+    y = TORCH_CONV[len(spatial)](xp, wt, **kw)
+    dy = np.random.default_rng(52).standard_normal(tuple(y.shape))
+    y.backward(tt(dy))
+    kw.update(padding=padding, border=border)
+    np.testing.assert_allclose(conv_grad_input(dy, w, x.shape, **kw), xt.grad.numpy(), **TIGHT)
+    np.testing.assert_allclose(conv_grad_weight(x, dy, w.shape, **kw), wt.grad.numpy(),
+                               **TIGHT)
+
+
+# ---------------------------------------------------------------------------------------
+# conv_at: the pointwise oracle
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("border", ("constant",) + NON_CONSTANT)
+@pytest.mark.parametrize("case", BORDER_CASES.values(), ids=BORDER_CASES.keys())
+def test_conv_at_equals_conv(case, border):
+    spatial, kernel, stride, dilation, padding, groups = case
+    x, w, b = random_case(61, 2, 2, 4, spatial, kernel, groups)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, border=border,
+              cval=0.3)
+    y = conv(x, w, b, **kw)
+    rng = np.random.default_rng(62)
+    # every corner of the output (each reads the border on each axis) and random points
+    corners = [(1, 3) + tuple(p) for p in np.ndindex(*(2,) * len(spatial))]
+    corners = [(n, o) + tuple(0 if c == 0 else -1 for c in p) for n, o, *p in corners]
+    points = [tuple(int(rng.integers(s)) for s in y.shape) for _ in range(10)]
+    for index in corners + points:
+        assert conv_at(x, w, b, index, **kw) == y[index], index
+
+
+def test_conv_at_reads_only_what_it_needs():
+    # a 40000 x 40000 input (a broadcast view of one sample): conv could not build this
+    x = np.broadcast_to(np.float32(2.0), (1, 1, 40000, 40000))
+    w = np.ones((1, 1, 3, 3))
+    assert conv_at(x, w, [1.0], (0, 0, 39999, 0), padding=1) == 1.0 + 2.0 * 4
+    assert conv_at(x, w, None, (0, 0, -1, -1), padding=1, border="reflect") == 2.0 * 9
+
+
+def test_conv_at_complex():
+    rng = np.random.default_rng(71)
+    x = rng.standard_normal((1, 2, 5)) + 1j * rng.standard_normal((1, 2, 5))
+    w = rng.standard_normal((3, 2, 2))
+    y = conv(x, w, padding=1, border="wrap")
+    for p in range(6):
+        np.testing.assert_allclose(conv_at(x, w, None, (0, 2, p), padding=1, border="wrap"),
+                                   y[0, 2, p], rtol=1e-14)
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------
+
+X = np.ones((1, 4, 5))
+W = np.ones((2, 4, 3))
+
+BAD_CONV = [
+    ("x-rank-low", dict(x=np.ones((4, 5))), ValueError, "x must have 3 to 5 dimensions"),
+    ("x-rank-high", dict(x=np.ones((1,) * 6), w=np.ones((1,) * 6)), ValueError,
+     "x must have 3 to 5 dimensions"),
+    ("w-rank", dict(w=np.ones((2, 4, 3, 3))), ValueError, "w must have the rank of x"),
+    ("channels", dict(w=np.ones((2, 3, 3))), ValueError, r"w.shape\[1\] \* groups"),
+    ("channels-groups", dict(w=np.ones((2, 4, 3)), groups=2), ValueError,
+     r"w.shape\[1\] \* groups"),
+    ("O-not-divisible", dict(w=np.ones((3, 2, 3)), groups=2), ValueError,
+     "groups=2 must divide the output channels"),
+    ("C-not-divisible", dict(w=np.ones((3, 1, 3)), groups=3), ValueError,
+     "groups=3 must divide the channels C=4 of x"),
+    ("groups-zero", dict(groups=0), ValueError, "groups"),
+    ("groups-float", dict(groups=1.0), TypeError, "groups"),
+    ("stride-zero", dict(stride=0), ValueError, "stride"),
+    ("stride-negative", dict(stride=(-1,)), ValueError, "stride"),
+    ("dilation-zero", dict(dilation=0), ValueError, "dilation"),
+    ("x-empty", dict(x=np.ones((0, 4, 5))), ValueError, "x must not be empty"),
+    ("w-empty", dict(w=np.ones((2, 4, 0))), ValueError, "w must not be empty"),
+    ("x-strings", dict(x=np.array([[["a"]]])), TypeError, "x must hold"),
+    ("kernel-too-large", dict(w=np.ones((2, 4, 6))), ValueError, "kernel w"),
+    ("kernel-too-large-dilated", dict(dilation=4, padding=1), ValueError, "kernel w"),
+    ("bias-shape", dict(bias=np.ones(3)), ValueError, r"bias must have shape \(O,\)"),
+    ("border", dict(border="nope"), ValueError, "border"),
+    ("border-type", dict(border=0), TypeError, "border"),
+    ("cval-nan", dict(cval=np.nan), ValueError, "cval must be finite"),
+    ("cval-inf", dict(cval=float("inf")), ValueError, "cval must be finite"),
+    ("cval-type", dict(cval="0"), TypeError, "cval"),
+    ("padding-string", dict(padding="full"), ValueError, "padding"),
+    ("padding-negative", dict(padding=-1), ValueError, "padding"),
+    ("padding-length", dict(padding=(1, 1)), ValueError, "padding"),
+]
+
+
+@pytest.mark.parametrize("name, changes, error, match", BAD_CONV, ids=[b[0] for b in BAD_CONV])
+def test_conv_rejects(name, changes, error, match):
+    kw = dict(x=X, w=W, bias=None)
+    kw.update(changes)
+    x, w, bias = kw.pop("x"), kw.pop("w"), kw.pop("bias")
+    with pytest.raises(error, match=match):
+        conv(x, w, bias, **kw)
+    with pytest.raises(error, match=match):
+        conv_at(x, w, bias, (0, 0, 0), **kw)
+    if "bias" not in name and "x-" not in name:
+        with pytest.raises(error, match=match.replace("x must", "input_shape must")
+                           .replace(" of x", " of input_shape")):
+            conv_grad_input(np.ones((1, 2, 3)), w, np.shape(x), **kw)
+
+
+def test_errors_come_before_any_work():
+    huge = np.broadcast_to(1.0, (1, 1, 10 ** 5, 10 ** 5))
+    with pytest.raises(ValueError, match="cval"):
+        conv(huge, np.ones((1, 1, 3, 3)), cval=np.inf)
+
+
+def test_grad_argument_errors():
+    dy = np.ones((1, 2, 3))
+    with pytest.raises(ValueError, match="dy must have the shape of conv's output"):
+        conv_grad_input(np.ones((1, 2, 4)), W, X.shape)
+    with pytest.raises(ValueError, match="dy must have the shape of conv's output"):
+        conv_grad_weight(X, np.ones((1, 3, 3)), W.shape)
+    with pytest.raises(TypeError, match="input_shape"):
+        conv_grad_input(dy, W, 5)
+    with pytest.raises(ValueError, match="input_shape must not be empty"):
+        conv_grad_input(dy, W, (1, 4, 0))
+    with pytest.raises(ValueError, match="weight_shape must have the rank of x"):
+        conv_grad_weight(X, dy, (2, 4))
+    with pytest.raises(ValueError, match=r"weight_shape.shape\[1\] \* groups"):
+        conv_grad_weight(X, dy, (2, 3, 3))
+    with pytest.raises(ValueError, match="dy must have 3 to 5 dimensions"):
+        conv_grad_bias(np.ones(3))
+    with pytest.raises(ValueError, match="dy must not be empty"):
+        conv_grad_bias(np.ones((1, 0, 3)))
+
+
+def test_conv_at_index_errors():
+    with pytest.raises(TypeError, match="index"):
+        conv_at(X, W, None, (0, 0))
+    with pytest.raises(TypeError, match="index"):
+        conv_at(X, W, None, 3)
+    with pytest.raises(IndexError, match="index"):
+        conv_at(X, W, None, (0, 2, 0))
+
+
+@pytest.mark.parametrize("changes, error, match", [
+    (dict(output_padding=2, stride=2), ValueError, "output_padding"),
+    (dict(output_padding=1), ValueError, "output_padding"),
+    (dict(output_padding=2, stride=2, dilation=3), None, None),   # allowed: 2 < max(2, 3)
+    (dict(output_padding=3, stride=2, dilation=3), ValueError, "output_padding"),
+    (dict(w=np.ones((3, 2, 3))), ValueError, r"w.shape\[0\] must equal the channels"),
+    (dict(groups=3), ValueError, "groups=3 must divide the channels"),
+    (dict(padding="same"), TypeError, "padding"),
+    (dict(padding=-1), ValueError, "padding"),
+    (dict(stride=0), ValueError, "stride"),
+    (dict(dilation=0), ValueError, "dilation"),
+    (dict(bias=np.ones(2)), ValueError, "bias"),
+    (dict(x=np.ones((4, 5))), ValueError, "x must have 3 to 5 dimensions"),
+    (dict(w=np.ones((4, 2))), ValueError, "w must have the rank of x"),
+    (dict(x=np.ones((1, 4, 0))), ValueError, "x must not be empty"),
+    (dict(padding=9), ValueError, "empty"),
+])
+def test_conv_transpose_rejects(changes, error, match):
+    kw = dict(x=X, w=np.ones((4, 3, 3)), bias=None)   # w (C_in, O/groups, k): O = 3
+    kw.update(changes)
+    x, w, bias = kw.pop("x"), kw.pop("w"), kw.pop("bias")
+    if error is None:
+        assert conv_transpose(x, w, bias, **kw).shape == (1, 3, 17)
+        return
+    with pytest.raises(error, match=match):
+        conv_transpose(x, w, bias, **kw)

@@ -1,0 +1,415 @@
+"""The FFT route equals the direct answer: scipy.ndimage / scipy.signal, torch, and the oracles.
+
+Tolerances are normwise, as for any FFT algorithm: each output sample differs from the exact
+sum by at most about u * log(L) * ||xp||_2 * ||w||_2, with ``xp`` the padded image, whose
+every sample is bounded by max(|x|, |cval|). We allow 1e-12 (a few thousand u) times that.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndimage
+import scipy.signal as signal
+import torch
+import torch.nn.functional as F
+
+from refimpl.fftconv import circular_convolve, dilate_kernel, fft_conv, fft_convolve, fft_correlate
+from refimpl.geometry import image_padding, layer_padding
+from refimpl.pad import BORDERS, LIBRARY_NAMES, pad
+
+OPS = {"correlate": (fft_correlate, ndimage.correlate), "convolve": (fft_convolve, ndimage.convolve)}
+
+# (x shape, w shape): odd and even kernels, 1-D to 3-D, 1-sample images, kernel larger than x
+SHAPES = [
+    ((7,), (3,)), ((7,), (4,)), ((7,), (1,)), ((5,), (9,)), ((1,), (3,)), ((2,), (6,)),
+    ((6, 5), (3, 2)), ((6, 5), (4, 4)), ((5, 4), (1, 5)), ((3, 2), (7, 5)), ((1, 4), (2, 3)),
+    ((5, 4, 3), (3, 2, 3)), ((4, 3, 3), (2, 2, 4)),
+]
+
+
+def rng_for(*key) -> np.random.Generator:
+    return np.random.default_rng(abs(hash(repr(key))) % 2**32)
+
+
+def tolerance(x, w, cval, padded_size) -> float:
+    sample_bound = max(float(np.max(np.abs(x))), abs(cval))
+    return 1e-12 * sample_bound * np.sqrt(padded_size) * float(np.linalg.norm(w))
+
+
+def origins(w_shape):
+    """Per-axis extreme and zero origins allowed by scipy.ndimage: -(k//2) .. (k-1)//2."""
+    lows = tuple(-(k // 2) for k in w_shape)
+    highs = tuple((k - 1) // 2 for k in w_shape)
+    return sorted({tuple([0] * len(w_shape)), lows, highs})
+
+
+def padded_size(x_shape, w_shape, padding="same", origin=0, convolve=False):
+    pads = image_padding(w_shape, padding, origin, convolve=convolve)
+    return int(np.prod([n + lo + hi for n, (lo, hi) in zip(x_shape, pads)]))
+
+
+# ----------------------------------------------------------------------------------------
+# image form against scipy
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("x_shape,w_shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_same_equals_scipy_ndimage(op, border, x_shape, w_shape):
+    ours, theirs = OPS[op]
+    rng = rng_for(op, border, x_shape, w_shape)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    cval = 1.5 if border == "constant" else 0.0
+    mode = LIBRARY_NAMES["scipy.ndimage"][border]
+    for origin in origins(w_shape):
+        y = ours(x, w, border=border, cval=cval, origin=origin)
+        expected = theirs(x, w, mode=mode, cval=cval, origin=origin)
+        assert y.shape == x.shape and y.dtype == np.float64
+        tol = tolerance(x, w, cval, padded_size(x_shape, w_shape, "same", origin, op == "convolve"))
+        np.testing.assert_allclose(y, expected, rtol=0, atol=tol, err_msg=f"origin={origin}")
+
+
+SIGNAL_CASES = [(padding, x_shape, w_shape) for padding in ("valid", "full")
+                for x_shape, w_shape in SHAPES
+                if padding == "full" or all(k <= n for n, k in zip(x_shape, w_shape))]
+
+
+@pytest.mark.parametrize("op", ["correlate", "convolve"])
+@pytest.mark.parametrize("padding,x_shape,w_shape", SIGNAL_CASES,
+                         ids=[f"{p}-{x}-{w}".replace(" ", "") for p, x, w in SIGNAL_CASES])
+def test_valid_and_full_equal_scipy_signal(op, padding, x_shape, w_shape):
+    rng = rng_for(op, padding, x_shape, w_shape)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    ours = fft_correlate if op == "correlate" else fft_convolve
+    theirs = signal.correlate if op == "correlate" else signal.convolve
+    y = ours(x, w, padding=padding)
+    expected = theirs(x, w, mode=padding, method="direct")
+    assert y.shape == expected.shape
+    tol = tolerance(x, w, 0.0, padded_size(x_shape, w_shape, padding))
+    np.testing.assert_allclose(y, expected, rtol=0, atol=tol)
+
+
+def test_full_with_a_border_pads_by_that_border():
+    x = np.array([1., 2., 3.])
+    w = np.array([1., 10., 100.])
+    # full pads k-1 = 2 per side: edge gives 1 1 | 1 2 3 | 3 3
+    assert np.allclose(fft_correlate(x, w, padding="full", border="edge"),
+                       [111., 211., 321., 332., 333.])
+
+
+def test_complex_input_is_not_conjugated():
+    """y[i] = sum_j w[j] xp[i+j] with w as given; scipy.ndimage conjugates a complex kernel."""
+    rng = rng_for("complex")
+    x = rng.standard_normal((6, 5)) + 1j * rng.standard_normal((6, 5))
+    w = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    y = fft_correlate(x, w, border="reflect")
+    assert y.dtype == np.complex128
+    expected = ndimage.correlate(x, np.conj(w), mode="mirror")
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12 * np.abs(x).sum() * np.abs(w).sum())
+    # a complex image with a real kernel
+    y = fft_convolve(x, w.real, border="wrap")
+    np.testing.assert_allclose(y, ndimage.convolve(x, w.real, mode="wrap"), rtol=0, atol=1e-12 * 60)
+
+
+def test_integer_input_gives_float64():
+    x = np.array([0, 10, 200, 250, 5], dtype=np.uint8)
+    y = fft_correlate(x, np.array([1, -2, 1], dtype=np.int16), border="edge")
+    assert y.dtype == np.float64
+    assert np.allclose(y, [10., 180., -140., -295., 245.])       # no modulo-256 wrap
+
+
+# ----------------------------------------------------------------------------------------
+# wide padding (kernel larger than the image) against a direct sum on numpy.pad's extension
+# ----------------------------------------------------------------------------------------
+
+def direct_correlate(x, w, border, cval, padding="same", origin=0):
+    xp = pad(x, image_padding(w.shape, padding, origin), border, cval)
+    out_shape = tuple(p - k + 1 for p, k in zip(xp.shape, w.shape))
+    y = np.zeros(out_shape)
+    for j in np.ndindex(*w.shape):
+        y += w[j] * xp[tuple(slice(a, a + n) for a, n in zip(j, out_shape))]
+    return y
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("padding", ["same", "full"])
+@pytest.mark.parametrize("x_shape,w_shape", [((3,), (11,)), ((1,), (4,)), ((2, 3), (9, 8)),
+                                             ((1, 2), (5, 6))], ids=str)
+def test_padding_wider_than_the_image(border, padding, x_shape, w_shape):
+    rng = rng_for("wide", border, padding, x_shape, w_shape)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    y = fft_correlate(x, w, border=border, cval=-0.5, padding=padding)
+    expected = direct_correlate(x, w, border, -0.5, padding)
+    np.testing.assert_allclose(y, expected, rtol=0,
+                               atol=tolerance(x, w, -0.5, padded_size(x_shape, w_shape, padding)))
+
+
+# ----------------------------------------------------------------------------------------
+# the direct oracle (refimpl.correlate), every border, padding wider than the image included
+# ----------------------------------------------------------------------------------------
+
+def _oracle():
+    try:
+        module = importlib.import_module("refimpl.correlate")
+    except ImportError:
+        pytest.skip("refimpl/correlate.py is not there yet")
+    if not hasattr(module, "correlate") or not hasattr(module, "convolve"):
+        pytest.skip("refimpl.correlate has no correlate/convolve yet")
+    return module
+
+
+ORACLE_SHAPES = [((6,), (3,)), ((6,), (4,)), ((2,), (7,)), ((1,), (2,)),
+                 ((4, 3), (3, 2)), ((2, 3), (5, 4)), ((3, 2, 2), (2, 3, 3))]
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("op", ["correlate", "convolve"])
+@pytest.mark.parametrize("x_shape,w_shape", ORACLE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_equals_refimpl_correlate(op, border, x_shape, w_shape):
+    oracle = getattr(_oracle(), op)
+    ours = fft_correlate if op == "correlate" else fft_convolve
+    rng = rng_for("oracle", op, border, x_shape, w_shape)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    cval = 2.0 if border == "constant" else 0.0
+    cases = [dict(padding="same", origin=o) for o in origins(w_shape)] + [dict(padding="full")]
+    if all(k <= n for n, k in zip(x_shape, w_shape)):
+        cases.append(dict(padding="valid"))
+    for kw in cases:
+        y = ours(x, w, border=border, cval=cval, **kw)
+        expected = oracle(x, w, border=border, cval=cval, **kw)
+        assert y.shape == expected.shape, kw
+        size = padded_size(x_shape, w_shape, kw["padding"], kw.get("origin", 0), op == "convolve")
+        np.testing.assert_allclose(y, expected, rtol=0, atol=tolerance(x, w, cval, size),
+                                   err_msg=str(kw))
+
+
+# ----------------------------------------------------------------------------------------
+# wrap is exact circular convolution
+# ----------------------------------------------------------------------------------------
+
+def direct_circular(x, w):
+    y = np.zeros(x.shape, dtype=np.result_type(x, w, np.float64))
+    for i in np.ndindex(*x.shape):
+        for j in np.ndindex(*w.shape):
+            y[i] += w[j] * x[tuple((a - b) % n for a, b, n in zip(i, j, x.shape))]
+    return y
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((7,), (3,)), ((6,), (4,)), ((5,), (5,)), ((4,), (1,)),
+                                             ((5, 6), (3, 4)), ((4, 4), (4, 1)), ((3, 4, 5), (2, 3, 2))],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_circular_convolve_is_the_circular_sum(x_shape, w_shape):
+    rng = rng_for("circ", x_shape, w_shape)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    np.testing.assert_allclose(circular_convolve(x, w), direct_circular(x, w), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((7,), (3,)), ((6,), (4,)), ((5,), (5,)), ((6,), (6,)),
+                                             ((5, 6), (3, 4)), ((4, 4), (4, 1)), ((3, 4, 5), (2, 3, 2))],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_wrap_border_is_circular_convolution_with_the_kernel_rolled_by_its_anchor(x_shape, w_shape):
+    """fft_convolve(x, w, border="wrap", origin=o) == circular_convolve(x, roll(w0, -(k//2 + o)))."""
+    rng = rng_for("wrap", x_shape, w_shape)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    w0 = np.zeros(x_shape)
+    w0[tuple(slice(0, k) for k in w_shape)] = w
+    for origin in origins(w_shape):
+        anchor = tuple(k // 2 + o for k, o in zip(w_shape, origin))
+        rolled = np.roll(w0, shift=tuple(-a for a in anchor), axis=tuple(range(x.ndim)))
+        np.testing.assert_allclose(fft_convolve(x, w, border="wrap", origin=origin),
+                                   circular_convolve(x, rolled), rtol=0, atol=1e-12,
+                                   err_msg=f"origin={origin}")
+
+
+def test_circular_convolve_refuses_a_larger_kernel():
+    with pytest.raises(ValueError, match="no larger than x"):
+        circular_convolve(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="same rank"):
+        circular_convolve(np.ones(3), np.ones((1, 1)))
+
+
+# ----------------------------------------------------------------------------------------
+# layer form against torch (float64)
+# ----------------------------------------------------------------------------------------
+
+TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+# (x shape, w shape, stride, padding, dilation, groups)
+LAYER_CASES = [
+    ((2, 3, 9), (4, 3, 3), 1, 1, 1, 1),
+    ((2, 4, 10), (6, 2, 4), 2, 2, 1, 2),
+    ((1, 3, 11), (3, 1, 3), 3, 0, 2, 3),
+    ((1, 2, 8), (2, 2, 5), 1, "same", 1, 1),
+    ((1, 2, 8), (2, 2, 4), 1, "valid", 2, 1),
+    ((2, 2, 7, 6), (4, 2, 3, 3), 1, 1, 1, 1),
+    ((1, 4, 8, 9), (4, 2, 3, 2), (2, 1), (1, 2), (1, 2), 2),
+    ((1, 3, 9, 7), (6, 1, 2, 3), (1, 3), "valid", (2, 1), 3),
+    ((1, 2, 6, 6), (2, 2, 4, 3), 1, "same", (1, 2), 1),
+    ((1, 2, 5, 4, 6), (2, 1, 2, 3, 3), (1, 2, 2), 1, (2, 1, 1), 2),
+]
+
+
+def layer_id(case):
+    return "-".join(str(v).replace(" ", "") for v in case)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")   # torch's own note
+@pytest.mark.parametrize("case", LAYER_CASES, ids=layer_id)
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_layer_form_equals_torch(case, with_bias):
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = rng_for("layer", case, with_bias)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    bias = rng.standard_normal(w_shape[0]) if with_bias else None
+    y = fft_conv(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    expected = TORCH_CONV[x.ndim - 2](
+        torch.from_numpy(x), torch.from_numpy(w), None if bias is None else torch.from_numpy(bias),
+        stride=stride, padding=padding, dilation=dilation, groups=groups).numpy()
+    assert y.shape == expected.shape and y.dtype == np.float64
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12 * np.abs(x).max() * np.abs(w).sum() * 10)
+
+
+def torch_pad(x, pads, border, cval):
+    """x (numpy, N C *spatial) padded on the spatial axes by F.pad, or None if torch cannot."""
+    mode = LIBRARY_NAMES["torch"].get(border)
+    if mode is None:
+        return None
+    flat = [v for lo_hi in reversed(pads) for v in lo_hi]        # last axis first
+    t = torch.from_numpy(x)
+    if mode == "constant":
+        return F.pad(t, flat, mode="constant", value=cval)
+    if mode == "reflect" and any(max(p) >= n for p, n in zip(pads, x.shape[2:])):
+        return None                                              # torch: padding < size
+    return F.pad(t, flat, mode=mode)
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("case", [
+    ((1, 2, 9), (3, 2, 4), 2, ((3, 1),), 1, 1),
+    ((2, 2, 8), (2, 1, 3), 1, "same", 2, 2),
+    ((1, 3, 7), (3, 3, 3), 3, "same", 1, 1),                    # JAX/TF SAME with stride
+    ((1, 2, 7, 6), (2, 2, 3, 4), (2, 1), ((1, 2), (2, 0)), 1, 1),
+    ((1, 2, 6, 7), (4, 1, 3, 3), (1, 2), "same", (2, 1), 2),
+    ((1, 1, 4, 5), (1, 1, 3, 3), 1, 4, 1, 1),                   # padding wider than the image
+], ids=layer_id)
+def test_layer_form_borders_equal_torch_after_padding(border, case):
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = rng_for("layer-border", border, case)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    bias = rng.standard_normal(w_shape[0])
+    cval = 0.75 if border == "constant" else 0.0
+    pads = layer_padding(x_shape[2:], w_shape[2:], padding, stride, dilation)
+    xp = torch_pad(x, pads, border, cval)
+    if xp is None:                                              # torch lacks it: numpy.pad
+        xp = torch.from_numpy(np.pad(x, ((0, 0), (0, 0)) + pads, mode=border))
+    expected = TORCH_CONV[x.ndim - 2](xp, torch.from_numpy(w), torch.from_numpy(bias),
+                                      stride=stride, dilation=dilation, groups=groups).numpy()
+    y = fft_conv(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                 border=border, cval=cval)
+    assert y.shape == expected.shape
+    scale = max(np.abs(x).max(), cval) * np.abs(w).sum()
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12 * scale * 10)
+
+
+def _conv_oracle():
+    try:
+        module = importlib.import_module("refimpl.conv")
+    except ImportError:
+        pytest.skip("refimpl/conv.py is not there yet")
+    if not hasattr(module, "conv"):
+        pytest.skip("refimpl.conv has no conv yet")
+    return module.conv
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("case", [
+    ((2, 2, 7), (4, 1, 3), 2, ((2, 3),), 2, 2),
+    ((1, 1, 2), (2, 1, 5), 1, 4, 1, 1),                         # padding wider than the image
+    ((1, 2, 5, 4), (2, 2, 2, 3), (2, 1), "same", (1, 2), 1),
+    ((1, 2, 3, 2), (2, 2, 4, 4), 1, ((3, 2), (4, 1)), 1, 1),    # kernel larger than the image
+    ((1, 2, 3, 3, 2), (2, 1, 2, 2, 2), (1, 2, 1), 1, 1, 2),
+], ids=layer_id)
+def test_layer_form_equals_refimpl_conv(border, case):
+    conv = _conv_oracle()
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = rng_for("conv-oracle", border, case)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    bias = rng.standard_normal(w_shape[0])
+    cval = -1.25 if border == "constant" else 0.0
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, border=border,
+              cval=cval)
+    y = fft_conv(x, w, bias, **kw)
+    expected = conv(x, w, bias, **kw)
+    assert y.shape == expected.shape and y.dtype == expected.dtype
+    scale = max(np.abs(x).max(), abs(cval)) * np.abs(w).sum()
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12 * scale * 10)
+
+
+def test_layer_form_complex_equals_refimpl_conv():
+    conv = _conv_oracle()
+    rng = rng_for("conv-complex")
+    x = rng.standard_normal((1, 2, 6)) + 1j * rng.standard_normal((1, 2, 6))
+    w = rng.standard_normal((2, 2, 3)) + 1j * rng.standard_normal((2, 2, 3))
+    y = fft_conv(x, w, padding=1, border="reflect")
+    assert y.dtype == np.complex128
+    np.testing.assert_allclose(y, conv(x, w, padding=1, border="reflect"), rtol=0, atol=1e-12 * 100)
+
+
+def test_layer_form_is_the_image_form_per_channel():
+    """One image, one channel, stride 1: fft_conv is fft_correlate with 'valid' on the padded input."""
+    rng = rng_for("layer-image")
+    x = rng.standard_normal((1, 1, 6, 5))
+    w = rng.standard_normal((1, 1, 3, 2))
+    y = fft_conv(x, w, padding=((1, 1), (1, 0)), border="symmetric")
+    np.testing.assert_allclose(y[0, 0], fft_correlate(x[0, 0], w[0, 0], border="symmetric"),
+                               rtol=0, atol=1e-12 * 30)
+
+
+def test_dilate_kernel():
+    w = np.arange(1., 7.).reshape(1, 1, 2, 3)
+    wd = dilate_kernel(w, (3, 2))
+    assert wd.shape == (1, 1, 4, 5)
+    assert np.array_equal(wd[0, 0], [[1, 0, 2, 0, 3], [0] * 5, [0] * 5, [4, 0, 5, 0, 6]])
+
+
+# ----------------------------------------------------------------------------------------
+# errors: clear ValueError/TypeError before any work
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: fft_correlate(np.ones(3), np.ones((2, 2))), "same rank"),
+    (lambda: fft_correlate(np.ones(0), np.ones(1)), "empty"),
+    (lambda: fft_convolve(np.ones(3), np.ones(3), border="bogus"), "unknown border"),
+    (lambda: fft_correlate(np.ones(3), np.ones(4), padding="valid"), "larger than the image"),
+    (lambda: fft_correlate(np.ones(5), np.ones(3), origin=2), "origin"),
+    (lambda: fft_correlate(np.ones(5), np.ones(3), padding="full", origin=1), "origin"),
+    (lambda: fft_correlate(np.ones(5), np.ones(3), padding="middle"), "padding"),
+    (lambda: fft_conv(np.ones((1, 3, 5)), np.ones((2, 2, 3))), "C/groups"),
+    (lambda: fft_conv(np.ones((1, 4, 5)), np.ones((3, 2, 3)), groups=2), "groups"),
+    (lambda: fft_conv(np.ones((1, 2, 5)), np.ones((2, 2, 3)), groups=0), "groups"),
+    (lambda: fft_conv(np.ones((2, 5)), np.ones((2, 3))), "spatial"),
+    (lambda: fft_conv(np.ones((1, 1, 5)), np.ones((1, 1, 3)), stride=0), "stride"),
+    (lambda: fft_conv(np.ones((1, 1, 5)), np.ones((1, 1, 3)), np.ones(2)), "bias"),
+    (lambda: fft_conv(np.ones((1, 1, 2)), np.ones((1, 1, 3))), "larger than the padded input"),
+])
+def test_bad_input_is_refused(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+def test_no_action_flags_or_mode_keyword():
+    for f in (fft_correlate, fft_convolve, fft_conv, circular_convolve):
+        names = set(inspect.signature(f).parameters)
+        assert not names & {"flip", "flipped", "mode"}, f.__name__

@@ -1,0 +1,404 @@
+"""Pooling oracles: hand-derived goldens, agreement with torch (values, argmax indices,
+autograd gradients), finite differences, the workload shapes, and every bad-input error."""
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+import refimpl.pool
+from refimpl.pool import (avg_pool, avg_pool_grad, lp_pool, lp_pool_grad, max_pool,
+                          max_pool_grad, max_pool_indices)
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+INF = float("inf")
+
+
+def test_doctests():
+    result = doctest.testmod(refimpl.pool)
+    assert result.failed == 0 and result.attempted > 0
+
+
+# ---------------------------------------------------------------------------------------
+# Goldens derived by hand
+# ---------------------------------------------------------------------------------------
+
+def test_max_pool_2d_golden():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)      # rows 0..3, 4..7, 8..11, 12..15
+    # 2x2 windows, stride 2: the bottom-right corner of each block
+    np.testing.assert_array_equal(max_pool(x, 2), [[[[5, 7], [13, 15]]]])
+    # 3x3, stride 2, padding 1: rows/cols of window o are 2o-1..2o+1 -> max at row, col
+    # min(2o+1, 3): (1,1)=5, (1,3)=7, (3,1)=13, (3,3)=15
+    np.testing.assert_array_equal(max_pool(x, 3, 2, 1), [[[[5, 7], [13, 15]]]])
+    # kernel (1, 2), dilation (1, 2), stride 1: pairs (col j, col j+2), j = 0, 1
+    np.testing.assert_array_equal(max_pool(x, (1, 2), 1, 0, (1, 2))[0, 0, :, :],
+                                  [[2, 3], [6, 7], [10, 11], [14, 15]])
+    # flat indices into the 4x4 plane
+    np.testing.assert_array_equal(max_pool_indices(x, 2), [[[[5, 7], [13, 15]]]])
+
+
+def test_max_pool_ties_golden():
+    x = np.array([[[[1., 4., 4.],
+                    [4., 2., 4.]]]])
+    # one 2x3 window, scan row-major: (0,1)=4 is the first 4 -> flat index 1
+    assert max_pool_indices(x, (2, 3)).item() == 1
+    np.testing.assert_array_equal(max_pool_grad(np.array([[[[7.]]]]), x, (2, 3)),
+                                  [[[[0, 7, 0], [0, 0, 0]]]])
+
+
+def test_max_pool_grad_overlap_golden():
+    x = np.array([[[1., 9., 2., 3., 0.]]])
+    # kernel 3, stride 1: windows [1 9 2] [9 2 3] [2 3 0] -> argmax 1, 1, 3
+    dx = max_pool_grad(np.array([[[1., 10., 100.]]]), x, 3, 1)
+    np.testing.assert_array_equal(dx, [[[0, 11, 0, 100, 0]]])
+
+
+def test_ceil_mode_drops_window_starting_in_right_padding():
+    x = np.array([[[1., 2., 3., 4., 5.]]])
+    # k=3, s=3, p=1, ceil_mode: ceil((5+2-3)/3)+1 = 3 windows, but the third would start at
+    # 2*3-1 = 5, in the right padding ((3-1)*3 = 6 >= 5+1), so it is dropped: 2 windows
+    # [-1 0 1] [2 3 4] -> (0+1+2)/3 = 1, (3+4+5)/3 = 4; max: 2, 5
+    np.testing.assert_allclose(avg_pool(x, 3, 3, 1, ceil_mode=True), [[[1.0, 4.0]]])
+    np.testing.assert_array_equal(max_pool(x, 3, 3, 1, ceil_mode=True), [[[2.0, 5.0]]])
+    assert F.avg_pool1d(t(x), 3, 3, 1, ceil_mode=True).shape[-1] == 2
+
+
+def test_avg_pool_ceil_and_pad_golden():
+    x = np.array([[[1., 2., 3., 4., 5., 6.]]])
+    # k=4, s=3, p=2, ceil: out = ceil((6+4-4)/3)+1 = 3; last start (3-1)*3 = 6 < 6+2 kept.
+    # window positions: [-2..1] [1..4] [4..7]; padded input is -2..7
+    #   input parts: {1,2} sum 3 | {2,3,4,5} sum 14 | {5,6} sum 11
+    #   count_include_pad=True : divisors 4, 4, 4        -> 0.75, 3.5, 2.75
+    #   count_include_pad=False: divisors 2, 4, 2        -> 1.5,  3.5, 5.5
+    #   divisor_override=5                               -> 0.6,  2.8, 2.2
+    np.testing.assert_allclose(avg_pool(x, 4, 3, 2, ceil_mode=True), [[[0.75, 3.5, 2.75]]])
+    np.testing.assert_allclose(avg_pool(x, 4, 3, 2, ceil_mode=True, count_include_pad=False),
+                               [[[1.5, 3.5, 5.5]]])
+    np.testing.assert_allclose(avg_pool(x, 4, 3, 2, ceil_mode=True, divisor_override=5),
+                               [[[0.6, 2.8, 2.2]]])
+    # k=4, s=3, p=0, ceil: out = ceil(2/3)+1 = 2; windows [0..3] [3..6]: position 6 is
+    # beyond the (unpadded) input, so even count_include_pad divides by 3: (4+5+6)/3 = 5
+    np.testing.assert_allclose(avg_pool(x, 4, 3, 0, ceil_mode=True), [[[2.5, 5.0]]])
+    # gradient of the first case: dy = 1 -> dx_i = sum over windows holding i of 1/4
+    # position 1 is in windows 0 and 1, position 4 in windows 1 and 2
+    np.testing.assert_allclose(avg_pool_grad(np.ones((1, 1, 3)), (1, 1, 6), 4, 3, 2, True),
+                               [[[0.25, 0.5, 0.25, 0.25, 0.5, 0.25]]])
+
+
+def test_avg_pool_2d_golden():
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)   # 1 2 3 / 4 5 6 / 7 8 9
+    # k=2, s=1, p=1: 4x4 output; corner window holds only x[0,0]=1:
+    #   count_include_pad -> 1/4, otherwise 1/1; centre windows hold 4 values
+    y = avg_pool(x, 2, 1, 1)
+    assert y.shape == (1, 1, 4, 4)
+    assert y[0, 0, 0, 0] == 0.25 and y[0, 0, 1, 1] == (1 + 2 + 4 + 5) / 4
+    assert avg_pool(x, 2, 1, 1, count_include_pad=False)[0, 0, 0, 0] == 1.0
+    # edge window (row -1..0, cols 0..1) holds 1, 2: 3/4 vs 3/2
+    assert y[0, 0, 0, 1] == 0.75
+    assert avg_pool(x, 2, 1, 1, count_include_pad=False)[0, 0, 0, 1] == 1.5
+
+
+def test_lp_pool_golden():
+    x = np.array([[[3., 4., 1., 2., 2.]]])
+    # p=2, k=2: sqrt(9+16) = 5, sqrt(1+4) = sqrt(5); the last 2 is left over
+    np.testing.assert_allclose(lp_pool(x, 2, 2), [[[5.0, np.sqrt(5.0)]]])
+    # ceil_mode: third window [2 .]: area 2, one element -> (2/1 * 4) ** 0.5 = sqrt(8)
+    np.testing.assert_allclose(lp_pool(x, 2, 2, ceil_mode=True), [[[5.0, np.sqrt(5.0), np.sqrt(8.0)]]])
+    # p=1 keeps signs: -3+4 = 1, -1+2 = 1
+    np.testing.assert_allclose(lp_pool(np.array([[[-3., 4., -1., 2., 2.]]]), 1, 2), [[[1., 1.]]])
+    # p=3 with a negative window sum: (-27 + 8) ** (1/3) is NaN (IEEE pow)
+    assert np.isnan(lp_pool(np.array([[[-3., 2.]]]), 3, 2)).all()
+    # gradient, p=2: y = sqrt(9+16) = 5, dy/dx = x / y = 0.6, 0.8
+    np.testing.assert_allclose(lp_pool_grad(np.ones((1, 1, 1)), np.array([[[3., 4.]]]), 2, 2),
+                               [[[0.6, 0.8]]])
+    # a window of zeros passes no gradient (torch's relu mask), not inf or NaN
+    np.testing.assert_array_equal(lp_pool_grad(np.ones((1, 1, 1)), np.zeros((1, 1, 2)), 2, 2),
+                                  [[[0.0, 0.0]]])
+
+
+# ---------------------------------------------------------------------------------------
+# torch helpers
+# ---------------------------------------------------------------------------------------
+
+def t(a, grad=False):
+    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+
+
+def tmax(x, nsp, k, s, p, d, ceil):
+    return getattr(F, f"max_pool{nsp}d")(x, k, s, p, d, ceil_mode=ceil, return_indices=True)
+
+
+def tavg(x, nsp, k, s, p, ceil, cip, div):
+    if nsp == 1 and div is not None:  # avg_pool1d has no divisor_override: go through 2-D
+        s = k if s is None else s
+        y = F.avg_pool2d(x[:, :, None, :], (1, k[0]), (1, s[0]), (0, p[0]), ceil, cip, div)
+        return y[:, :, 0, :]
+    fn = getattr(F, f"avg_pool{nsp}d")
+    if nsp == 1:
+        return fn(x, k, s, p, ceil, cip)
+    return fn(x, k, s, p, ceil, cip, div)
+
+
+def tlp(x, nsp, p, k, s, ceil):
+    fn = getattr(F, f"lp_pool{nsp}d")
+    if nsp == 1:
+        return fn(x, p, k[0], None if s is None else s[0], ceil)
+    return fn(x, p, k, s, ceil)
+
+
+def random_geometry(rng, nsp, *, padding=True, dilation=True):
+    k = tuple(int(v) for v in rng.integers(1, 5, nsp))
+    s = None if rng.random() < 0.25 else tuple(int(v) for v in rng.integers(1, 4, nsp))
+    p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k) if padding else (0,) * nsp
+    d = tuple(int(v) for v in rng.integers(1, 4, nsp)) if dilation else (1,) * nsp
+    ceil = bool(rng.integers(2))
+    max_extra = {1: 9, 2: 5, 3: 3}[nsp]
+    size = tuple(max(1, dd * (kk - 1) + 1 - 2 * pp + int(rng.integers(0, max_extra)))
+                 for kk, pp, dd in zip(k, p, d))
+    n, c = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    return (n, c) + size, k, s, p, d, ceil
+
+
+def close(a, b, rtol=1e-12, atol=1e-12):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+
+
+CASES = [(nsp, seed) for nsp, count in ((1, 30), (2, 20), (3, 8)) for seed in range(count)]
+
+
+# ---------------------------------------------------------------------------------------
+# Agreement with torch on random parameter mixes
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("nsp,seed", CASES)
+def test_max_pool_vs_torch(nsp, seed):
+    rng = np.random.default_rng(1000 * nsp + seed)
+    shape, k, s, p, d, ceil = random_geometry(rng, nsp)
+    x = rng.standard_normal(shape)
+    y = max_pool(x, k, s, p, d, ceil)
+    idx = max_pool_indices(x, k, s, p, d, ceil)
+    xt = t(x, grad=True)
+    yt, it = tmax(xt, nsp, k, s, p, d, ceil)
+    close(y, yt.detach().numpy(), rtol=0, atol=0)
+    seen = idx >= 0   # windows that see only padding: torch's index is meaningless there
+    np.testing.assert_array_equal(idx[seen], it.numpy()[seen])
+    if seen.all():
+        dy = rng.standard_normal(y.shape)
+        yt.backward(t(dy))
+        close(max_pool_grad(dy, x, k, s, p, d, ceil), xt.grad.numpy())
+
+
+@pytest.mark.parametrize("nsp,seed", CASES)
+def test_avg_pool_vs_torch(nsp, seed):
+    rng = np.random.default_rng(2000 * nsp + seed)
+    shape, k, s, p, _, ceil = random_geometry(rng, nsp, dilation=False)
+    cip = bool(rng.integers(2))
+    div = None if rng.random() < 0.6 else int(rng.choice([-3, 1, 2, 7]))
+    if nsp == 3:
+        # torch's avg_pool3d (only it) refuses an input axis shorter than the kernel even
+        # where padding makes the window fit: widen those axes
+        shape = shape[:2] + tuple(max(n, kk) for n, kk in zip(shape[2:], k))
+    x = rng.standard_normal(shape)
+    y = avg_pool(x, k, s, p, ceil, cip, div)
+    xt = t(x, grad=True)
+    yt = tavg(xt, nsp, k, s, p, ceil, cip, div)
+    close(y, yt.detach().numpy())
+    dy = rng.standard_normal(y.shape)
+    yt.backward(t(dy))
+    close(avg_pool_grad(dy, x.shape, k, s, p, ceil, cip, div), xt.grad.numpy())
+
+
+@pytest.mark.parametrize("nsp,seed", CASES)
+def test_lp_pool_vs_torch(nsp, seed):
+    rng = np.random.default_rng(3000 * nsp + seed)
+    shape, k, s, _, _, ceil = random_geometry(rng, nsp, padding=False, dilation=False)
+    norm = [1, 2, 3, 1.5, 0.5, -1.0, INF, -INF][seed % 8]
+    x = rng.uniform(0.2, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+    if norm not in (1, 2, 3, INF, -INF):
+        x = np.abs(x)  # negative bases to non-integer powers are NaN: tested elsewhere
+    y = lp_pool(x, norm, k, s, ceil)
+    xt = t(x, grad=True)
+    yt = tlp(xt, nsp, norm, k, s, ceil)
+    close(y, yt.detach().numpy(), rtol=1e-11)
+    dy = rng.standard_normal(y.shape)   # NaN windows (p = 3, negative sums) included
+    yt.backward(t(dy))
+    close(lp_pool_grad(dy, x, norm, k, s, ceil), xt.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_lp_pool_nan_and_zero_windows_vs_torch():
+    # negative sums to a non-integer root, zero windows, a NaN input: values and grads
+    x = np.array([[[-3., 2., 0., 0., np.nan, 1., 2., -1., 5.]]])
+    for norm in (1, 2, 3, INF, -INF):
+        xt = t(x, grad=True)
+        yt = F.lp_pool1d(xt, norm, 2, ceil_mode=True)
+        close(lp_pool(x, norm, 2, ceil_mode=True), yt.detach().numpy())
+        dy = np.arange(1.0, yt.shape[-1] + 1.0)[None, None]
+        yt.backward(t(dy))
+        close(lp_pool_grad(dy, x, norm, 2, ceil_mode=True), xt.grad.numpy())
+
+
+# ---------------------------------------------------------------------------------------
+# Ties, -inf and NaN: argmax indices and gradients against torch
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("nsp,seed", [(nsp, seed) for nsp in (1, 2, 3) for seed in range(6)])
+def test_max_pool_ties_vs_torch(nsp, seed):
+    rng = np.random.default_rng(4000 * nsp + seed)
+    shape, k, s, p, d, ceil = random_geometry(rng, nsp)
+    x = rng.integers(0, 3, shape).astype(np.float64)  # many equal values
+    if seed % 3 == 1:
+        x[rng.random(shape) < 0.3] = -np.inf
+    if seed % 3 == 2:
+        x[rng.random(shape) < 0.2] = np.nan
+    idx = max_pool_indices(x, k, s, p, d, ceil)
+    xt = t(x, grad=True)
+    yt, it = tmax(xt, nsp, k, s, p, d, ceil)
+    close(max_pool(x, k, s, p, d, ceil), yt.detach().numpy(), rtol=0, atol=0)
+    seen = idx >= 0
+    np.testing.assert_array_equal(idx[seen], it.numpy()[seen])
+    if seen.all():
+        dy = rng.integers(1, 50, yt.shape).astype(np.float64)
+        yt.backward(t(dy))
+        close(max_pool_grad(dy, x, k, s, p, d, ceil), xt.grad.numpy(), rtol=0, atol=0)
+
+
+def test_max_pool_nan_picks_last_nan_like_torch():
+    x = np.array([[[1., np.nan, 3., np.nan, 2.]]])
+    assert max_pool_indices(x, 5).item() == 3
+    assert F.max_pool1d(t(x), 5, return_indices=True)[1].item() == 3
+    assert np.isnan(max_pool(x, 5)).all()
+
+
+def test_max_pool_window_of_padding_only():
+    # k=2, d=6, p=1 on length 5: the one window reads positions -1 and 5, both padding
+    x = np.arange(1.0, 6.0).reshape(1, 1, 5)
+    assert max_pool(x, 2, 1, 1, 6).item() == -np.inf
+    assert F.max_pool1d(t(x), 2, 1, 1, 6).item() == -np.inf
+    np.testing.assert_array_equal(max_pool_grad(np.ones((1, 1, 1)), x, 2, 1, 1, 6), 0 * x)
+
+
+# ---------------------------------------------------------------------------------------
+# Finite differences (avg and lp)
+# ---------------------------------------------------------------------------------------
+
+def finite_difference(f, x, dy, h=1e-6):
+    g = np.zeros_like(x)
+    for i in np.ndindex(*x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (np.sum(f(x + e) * dy) - np.sum(f(x - e) * dy)) / (2 * h)
+    return g
+
+
+@pytest.mark.parametrize("shape,k,s,p,ceil,cip,div", [
+    ((1, 2, 7), 3, 2, 1, True, True, None),
+    ((1, 1, 5, 4), (3, 2), (2, 1), (1, 1), True, False, None),
+    ((2, 1, 3, 3, 4), 2, (1, 2, 3), 1, False, True, 3),
+])
+def test_avg_pool_grad_finite_difference(shape, k, s, p, ceil, cip, div):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape)
+    f = lambda a: avg_pool(a, k, s, p, ceil, cip, div)
+    dy = rng.standard_normal(f(x).shape)
+    close(avg_pool_grad(dy, shape, k, s, p, ceil, cip, div), finite_difference(f, x, dy),
+          rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape,norm,k,s,ceil", [
+    ((1, 2, 7), 2, 3, 2, True),
+    ((1, 1, 5, 4), 3, (3, 2), (2, 1), True),
+    ((1, 1, 5, 4), 1.5, 2, 1, False),
+    ((1, 1, 3, 3, 4), 2.5, 2, (1, 2, 3), True),
+])
+def test_lp_pool_grad_finite_difference(shape, norm, k, s, ceil):
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0.5, 2.0, shape)
+    f = lambda a: lp_pool(a, norm, k, s, ceil)
+    dy = rng.standard_normal(f(x).shape)
+    close(lp_pool_grad(dy, x, norm, k, s, ceil), finite_difference(f, x, dy),
+          rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------
+# Workload shapes
+# ---------------------------------------------------------------------------------------
+
+def test_resnet_stem_max_pool():
+    # ResNet stem: max pool 3x3, stride 2, padding 1 (112 -> 56), scaled down to 12 -> 6
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 4, 12, 12))
+    y = max_pool(x, 3, 2, 1)
+    assert y.shape == (1, 4, 6, 6)
+    xt = t(x, grad=True)
+    yt = F.max_pool2d(xt, 3, 2, 1)
+    close(y, yt.detach().numpy(), rtol=0, atol=0)
+    dy = rng.standard_normal(y.shape)
+    yt.backward(t(dy))
+    close(max_pool_grad(dy, x, 3, 2, 1), xt.grad.numpy())
+
+
+def test_global_average_pool():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 4, 7, 7))
+    y = avg_pool(x, (7, 7))
+    assert y.shape == (2, 4, 1, 1)
+    close(y[:, :, 0, 0], x.mean(axis=(2, 3)))
+    close(y, F.adaptive_avg_pool2d(t(x), 1).numpy())
+    dy = rng.standard_normal(y.shape)
+    close(avg_pool_grad(dy, x.shape, 7), np.broadcast_to(dy / 49, x.shape))
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input: the right error, naming the argument, before any work
+# ---------------------------------------------------------------------------------------
+
+X = np.zeros((1, 1, 5))
+DY = np.zeros((1, 1, 2))
+
+BAD = [
+    (max_pool, (np.zeros((5, 5)), 2), {}, ValueError, "x"),
+    (max_pool, (np.zeros((1, 1, 2, 2, 2, 2)), 2), {}, ValueError, "x"),
+    (avg_pool, (np.zeros((1, 0, 5)), 2), {}, ValueError, "x"),
+    (lp_pool, (np.zeros((1, 1, 5), complex), 2, 2), {}, TypeError, "x"),
+    (max_pool, (np.array([[["a"]]]), 1), {}, TypeError, "x"),
+    (max_pool, (X, 0), {}, ValueError, "kernel_size"),
+    (max_pool, (X, (2, 2)), {}, ValueError, "kernel_size"),
+    (max_pool, (X, 2.5), {}, TypeError, "kernel_size"),
+    (max_pool, (X, True), {}, TypeError, "kernel_size"),
+    (max_pool, (X, 6), {}, ValueError, "kernel_size"),
+    (max_pool, (X, 2), {"dilation": 5}, ValueError, "kernel_size"),
+    (avg_pool, (X, 2), {"stride": 0}, ValueError, "stride"),
+    (max_pool, (X, 2), {"dilation": 0}, ValueError, "dilation"),
+    (max_pool, (X, 3), {"padding": 2}, ValueError, "padding"),
+    (max_pool, (X, 3), {"padding": -1}, ValueError, "padding"),
+    (avg_pool, (X, 3), {"padding": (1, 1)}, ValueError, "padding"),
+    (max_pool, (X, 2), {"ceil_mode": "yes"}, TypeError, "ceil_mode"),
+    (avg_pool, (X, 2), {"count_include_pad": 1}, TypeError, "count_include_pad"),
+    (avg_pool, (X, 2), {"divisor_override": 0}, ValueError, "divisor_override"),
+    (avg_pool, (X, 2), {"divisor_override": 1.5}, TypeError, "divisor_override"),
+    (lp_pool, (X, 0, 2), {}, ValueError, "norm_type"),
+    (lp_pool, (X, float("nan"), 2), {}, ValueError, "norm_type"),
+    (lp_pool, (X, "2", 2), {}, TypeError, "norm_type"),
+    (lp_pool, (X, True, 2), {}, TypeError, "norm_type"),
+    (lp_pool, (X, 2, 6), {}, ValueError, "kernel_size"),
+    (max_pool_grad, (np.zeros((1, 1, 3)), X, 2), {}, ValueError, "dy"),
+    (max_pool_grad, (np.zeros((1, 1, 2), complex), X, 2), {}, TypeError, "dy"),
+    (avg_pool_grad, (DY, (5,), 2), {}, ValueError, "input_shape"),
+    (avg_pool_grad, (DY, (1, 0, 5), 2), {}, ValueError, "input_shape"),
+    (avg_pool_grad, (DY, 5, 2), {}, TypeError, "input_shape"),
+    (avg_pool_grad, (DY, (1, 1, 5.0), 2), {}, TypeError, "input_shape"),
+    (avg_pool_grad, (DY, (1, 1, 5), 2), {"divisor_override": 0}, ValueError, "divisor_override"),
+    (avg_pool_grad, (np.zeros((1, 1, 3)), (1, 1, 5), 2), {}, ValueError, "dy"),
+    (lp_pool_grad, (DY, X, 0, 2), {}, ValueError, "norm_type"),
+    (lp_pool_grad, (np.zeros((1, 1, 1)), X, 2, 2), {}, ValueError, "dy"),
+]
+
+
+@pytest.mark.parametrize("fn,args,kwargs,error,name", BAD,
+                         ids=[f"{b[0].__name__}-{b[4]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_input(fn, args, kwargs, error, name):
+    with pytest.raises(error, match=name):
+        fn(*args, **kwargs)
