@@ -215,7 +215,7 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="
     cg, og = layer.in_per_group, layer.out_per_group
     y = np.empty(layer.out_shape, dtype=_result_dtype(x, w, bias))
     for n, o, *p in np.ndindex(*y.shape):
-        g = o % layer.groups
+        g = o // og
         first = tuple(pa * s for pa, s in zip(p, layer.stride))
         # window[c, r] = xp[n, g*Cg + c, p*stride + r*dilation]
         window = xp[(n, slice(g * cg, (g + 1) * cg)) + _taps(first, layer.kernel, layer.dilation)]

@@ -1,0 +1,20 @@
+"""convbench: the reference, the proving ground and the fast library for convolutions.
+
+    import convbench
+    y = convbench.correlate(x, w, border="symmetric")            # picks an algorithm
+    y = convbench.convolve(x, w, border="wrap", algorithm="conv_torch")
+    report = convbench.verify("correlate", my_correlate)         # bring your own kernel
+    print(report); assert report.passed
+
+Semantics are defined by the float64 oracles in ``refimpl`` (see DESIGN.md).
+"""
+import os as _os
+
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # see convbench/machine.py
+
+from convbench.api import convolve, correlate  # noqa: E402
+from convbench.verification import Report, verify  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["correlate", "convolve", "verify", "Report", "__version__"]

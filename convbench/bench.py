@@ -1,0 +1,108 @@
+"""Verify-then-time over cases and candidates: the rows of a run.
+
+Per case: every candidate is checked against the oracle (its first call doubles as a
+warm-up); only those that pass are timed, interleaved, and compared as ratios to the
+fastest in the same run. A timing is never reported for a wrong result.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from convbench import verification as v
+from convbench.cases import Case, estimate_bytes
+from convbench.machine import available_memory
+from convbench.registry import Candidate
+from convbench.timing import QUICK, Protocol, measure
+
+SLOW_CALL_S = 10.0   # a single call slower than this is reported, not sampled 7 times
+
+
+def _row(case: Case, candidate: Candidate, status: str, detail: str = "", **extra) -> dict:
+    row = {"op": case.spec.op, "case": case.id, "candidate": candidate.name, "status": status,
+           "detail": detail, "device": candidate.device if status != "unavailable" else "",
+           "median": math.nan, "iqr": math.nan, "min": math.nan, "loops": 0, "samples": [],
+           "ratio": math.nan, "worst": math.nan, "checked": "", "error_model": ""}
+    row.update(extra)
+    return row
+
+
+def memory_refusal(case: Case, factor: float = 4.0) -> str | None:
+    """Refuse a case whose inputs and outputs (times ``factor`` for temporaries) exceed
+    the memory available now, with the estimate."""
+    need = estimate_bytes(case) * factor
+    have = available_memory()
+    if have is not None and need > have:
+        return f"refused: needs about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB available"
+    return None
+
+
+def run_case(case: Case, candidates: list[Candidate], protocol: Protocol = QUICK,
+             slow_call_s: float = SLOW_CALL_S) -> list[dict]:
+    rows, timed = [], {}
+    refusal = memory_refusal(case)
+    for candidate in candidates:
+        if candidate.op != case.spec.op:
+            continue
+        if refusal:
+            rows.append(_row(case, candidate, "refused", refusal))
+            continue
+        skip = v.skip_reason(candidate, case)
+        if skip:
+            rows.append(_row(case, candidate, *skip))
+            continue
+        try:
+            native = v.native_inputs(candidate, case)
+            fn, spec = candidate.function(), case.spec
+            started = time.perf_counter()
+            with v.time_limit(v.CALL_TIMEOUT_S):
+                out = v.call(candidate, case, native)
+            first_call = time.perf_counter() - started
+            check = v.check_output(candidate, case, out)
+            del out
+        except Exception as exc:
+            rows.append(_row(case, candidate, "error", f"{type(exc).__name__}: {exc}"))
+            continue
+        row = _row(case, candidate, check.status, check.detail, worst=check.worst,
+                   checked=check.checked, error_model=check.error_model)
+        rows.append(row)
+        if check.status != "pass":
+            continue
+        if first_call > slow_call_s:
+            row["status"] = "slow"
+            row["detail"] = f"one call took {first_call:.1f} s (> {slow_call_s:g} s): not sampled"
+            row["min"] = first_call
+            continue
+        timed[candidate.name] = (row, _bind(candidate, case, fn, native, spec))
+    if timed:
+        timings = measure({name: call for name, (_, call) in timed.items()}, protocol)
+        fastest = min(t.median for t in timings.values())
+        for name, (row, _) in timed.items():
+            t = timings[name]
+            row.update(median=t.median, iqr=t.iqr, min=t.min, loops=t.loops, samples=t.samples,
+                       ratio=t.median / fastest)
+    return rows
+
+
+def _bind(candidate, case, fn, native, spec):
+    from convbench.arrays import synchronize
+
+    op = spec.operation
+
+    if candidate.device == "gpu":
+        def call():
+            synchronize(op.call(fn, native, spec))
+    else:
+        def call():
+            return op.call(fn, native, spec)
+    return call
+
+
+def run(cases: list[Case], candidates: list[Candidate], protocol: Protocol = QUICK,
+        progress=None, slow_call_s: float = SLOW_CALL_S) -> list[dict]:
+    rows = []
+    for case in cases:
+        rows.extend(run_case(case, candidates, protocol, slow_call_s))
+        if progress:
+            progress(case.id)
+    return rows

@@ -1,0 +1,210 @@
+"""convbench's command line: list, verify, bench, run."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # before numpy loads (see machine.py)
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 3
+
+
+def _split(values):
+    out = []
+    for v in values or []:
+        out.extend(x for x in v.split(",") if x)
+    return out or None
+
+
+def _select_cases(suite_name: str, ops, case_filter):
+    from convbench.cases import SUITES, suite
+
+    cases = []
+    for op in ops:
+        if op in SUITES[suite_name]:
+            cases.extend(suite(suite_name, op))
+    if case_filter:
+        cases = [c for c in cases if any(f in c.id for f in case_filter)]
+    return cases
+
+
+def _ops(args):
+    from convbench import registry
+
+    ops = _split(args.op) or registry.ops()
+    unknown = [o for o in ops if o not in registry.ops()]
+    if unknown:
+        raise ValueError(f"unknown op(s) {unknown}; accepted: {', '.join(registry.ops())}")
+    return ops
+
+
+def _candidates(args, ops):
+    from convbench import registry
+
+    names = _split(args.candidate)
+    out = [c for op in ops for c in registry.candidates(op) if not names or c.name in names]
+    unknown = sorted(set(names or ()) - {c.name for c in out})
+    if unknown:
+        known = sorted({c.name for op in ops for c in registry.candidates(op)})
+        raise ValueError(f"unknown candidate(s) {unknown} for ops {ops}; accepted: {', '.join(known)}")
+    return out
+
+
+def cmd_list(args) -> int:
+    from convbench.cases import SUITES, suite
+    from convbench.table import format_table
+
+    rows = []
+    for c in _candidates(args, _ops(args)):
+        reason = c.unavailable()
+        via = f" (reversed kernel through {c.reused_from})" if c.reused_from else ""
+        rows.append({"op": c.op, "candidate": c.name, "device": c.device,
+                     "available": reason.replace("unavailable: ", "no: ") if reason else "yes",
+                     "module": c.module_path + via})
+    print(format_table(rows))
+    print()
+    print(format_table([{"suite": name, "ops": ", ".join(SUITES[name]),
+                         "cases": sum(len(suite(name, op)) for op in SUITES[name])}
+                        for name in SUITES]))
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from convbench.progress import Progress
+    from convbench.verification import verify_candidates
+
+    ops = _ops(args)
+    candidates = _candidates(args, ops)
+    cases = _select_cases(args.cases, ops, _split(args.filter))
+    if not cases:
+        raise ValueError(f"no cases in suite {args.cases!r} for ops {ops} with filter {args.filter}")
+    progress = Progress(len(cases), "verify")
+    started = time.perf_counter()
+    report = verify_candidates(candidates, cases, progress)
+    progress.close()
+    if args.all_rows:
+        from convbench.table import format_table
+
+        print(format_table([{k: r.as_dict()[k] for k in ("case", "candidate", "status", "checked", "detail")}
+                            for r in report.rows]))
+    print(report)
+    print(f"{len(cases)} cases x {len(candidates)} candidates in {time.perf_counter() - started:.1f} s")
+    return EXIT_OK if report.passed else EXIT_FAIL
+
+
+def bench_table(rows) -> str:
+    from convbench.table import format_seconds, format_table
+
+    out = []
+    for r in rows:
+        timed = not math.isnan(r["median"])
+        out.append({
+            "case": r["case"], "candidate": r["candidate"],
+            "verified": r["status"] if r["status"] != "pass" else f"pass ({r['checked']})",
+            "median": format_seconds(r["median"]) if timed else "",
+            "IQR": format_seconds(r["iqr"]) if timed else "",
+            "ratio": f"{r['ratio']:.2f}x" if timed else "",
+            "note": r["detail"][:70],
+        })
+    return format_table(out)
+
+
+def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
+    from convbench import bench, machine, results
+    from convbench.progress import Progress
+    from convbench.timing import FULL, QUICK
+
+    candidates = _candidates(args, ops)
+    cases = _select_cases(suite_name, ops, _split(args.filter))
+    if not cases:
+        raise ValueError(f"no cases in suite {suite_name!r} for ops {ops}")
+    protocol = FULL if getattr(args, "protocol", "quick") == "full" else QUICK
+    progress = Progress(len(cases), suite_name)
+    with machine.threads(args.threads) as n:
+        rows = bench.run(cases, candidates, protocol, progress)
+    progress.close()
+    print(bench_table(rows))
+    if not args.no_save:
+        path = results.save_run(rows, suite=suite_name, machine=machine.metadata(n),
+                                protocol=vars(protocol), command=" ".join(["convbench"] + sys.argv[1:]),
+                                directory=args.results_dir)
+        print(f"saved {path}")
+    failed = [r for r in rows if r["status"] in ("FAIL", "error")]
+    return rows, EXIT_FAIL if failed else EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    _, code = _bench(args, args.suite, _ops(args))
+    return code
+
+
+def cmd_run(args) -> int:
+    """The main job: verify every candidate on the small cases, then time the quick suite."""
+    from convbench.progress import Progress
+    from convbench.verification import verify_candidates
+
+    started = time.perf_counter()
+    ops = _ops(args)
+    candidates = _candidates(args, ops)
+    cases = _select_cases("small", ops, None)
+    progress = Progress(len(cases), "verify")
+    report = verify_candidates(candidates, cases, progress)
+    progress.close()
+    print(f"verification on {len(cases)} small cases: {report.summary()}")
+    if report.failures:
+        print(report)
+    print()
+    _, code = _bench(args, "quick", ops)
+    print(f"convbench run finished in {time.perf_counter() - started:.1f} s")
+    return EXIT_FAIL if report.failures else code
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="convbench", description=__doc__.strip() if __doc__ else None)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, suite_default=None):
+        sp.add_argument("--op", action="append", help="operation(s), e.g. correlate,convolve")
+        sp.add_argument("--candidate", action="append", help="candidate name(s), comma separated")
+        sp.add_argument("--filter", action="append", help="only cases whose id contains this")
+
+    sp = sub.add_parser("list", help="ops, candidates, availability, suites")
+    common(sp)
+    sp.set_defaults(func=cmd_list)
+
+    sp = sub.add_parser("verify", help="check candidates against the oracles")
+    common(sp)
+    sp.add_argument("--cases", default="small", help="suite whose cases to check (default small)")
+    sp.add_argument("--all-rows", action="store_true", help="print every row, not only failures")
+    sp.set_defaults(func=cmd_verify)
+
+    for name, fn, help_text in (("bench", cmd_bench, "verify and time a suite"),
+                                ("run", cmd_run, "verify on small cases, then time the quick suite")):
+        sp = sub.add_parser(name, help=help_text)
+        common(sp)
+        if name == "bench":
+            sp.add_argument("--suite", default="quick", help="quick, seed, images, real, small")
+        sp.add_argument("--threads", type=int, default=None, help="threads for every library (default: all cores)")
+        sp.add_argument("--protocol", choices=("quick", "full"), default="quick",
+                        help="quick: short samples; full: longer warm-up and 15 samples")
+        sp.add_argument("--no-save", action="store_true", help="do not write results/runs/*.json")
+        sp.add_argument("--results-dir", default=None, help="where run files go (default results/runs)")
+        sp.set_defaults(func=fn)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError) as exc:
+        print(f"convbench {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
