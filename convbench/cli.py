@@ -21,11 +21,13 @@ def _split(values):
 
 
 def _select_cases(suite_name: str, ops, case_filter):
-    from convbench.cases import SUITES, suite
+    from convbench.cases import all_suites, suite
 
+    if suite_name not in all_suites():
+        raise ValueError(f"unknown suite {suite_name!r}; accepted: {', '.join(all_suites())}")
     cases = []
     for op in ops:
-        if op in SUITES[suite_name]:
+        if op in all_suites()[suite_name]:
             cases.extend(suite(suite_name, op))
     if case_filter:
         cases = [c for c in cases if any(f in c.id for f in case_filter)]
@@ -55,7 +57,7 @@ def _candidates(args, ops):
 
 
 def cmd_list(args) -> int:
-    from convbench.cases import SUITES, suite
+    from convbench.cases import all_suites, suite
     from convbench.table import format_table
 
     rows = []
@@ -67,9 +69,9 @@ def cmd_list(args) -> int:
                      "module": c.module_path + via})
     print(format_table(rows))
     print()
-    print(format_table([{"suite": name, "ops": ", ".join(SUITES[name]),
-                         "cases": sum(len(suite(name, op)) for op in SUITES[name])}
-                        for name in SUITES]))
+    print(format_table([{"suite": name, "ops": ", ".join(builders),
+                         "cases": sum(len(suite(name, op)) for op in builders)}
+                        for name, builders in all_suites().items()]))
     return EXIT_OK
 
 

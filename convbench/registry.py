@@ -14,13 +14,30 @@ from convbench import arrays as xp
 from refimpl.geometry import convolve_as_correlate_origin
 
 # op -> candidate name -> module. Order is the listing order.
+# A module serving several ops defines one function per op (conv, conv_grad_input, ...).
+_CONV = {"im2col_numpy": "candidates.conv.im2col_numpy", "conv_torch": "candidates.conv.conv_torch"}
+_POOL = {"strided_numpy": "candidates.pool.strided_numpy", "pool_torch": "candidates.pool.pool_torch"}
+
 CANDIDATES: dict[str, dict[str, str]] = {
     "correlate": {
         "shift_add_numpy": "candidates.correlate.shift_add_numpy",
         "ndimage_scipy": "candidates.correlate.ndimage_scipy",
         "filter2d_opencv": "candidates.correlate.filter2d_opencv",
         "conv_torch": "candidates.correlate.conv_torch",
+        "fft_scipy": "candidates.correlate.fft_scipy",
+        "oaconvolve_scipy": "candidates.correlate.oaconvolve_scipy",
     },
+    "conv": {**_CONV, "per_channel_opencv": "candidates.conv.per_channel_opencv"},
+    "conv_transpose": dict(_CONV),
+    "conv_grad_input": dict(_CONV),
+    "conv_grad_weight": dict(_CONV),
+    "conv_grad_bias": dict(_CONV),
+    "max_pool": dict(_POOL),
+    "avg_pool": dict(_POOL),
+    "lp_pool": dict(_POOL),
+    "max_pool_grad": dict(_POOL),
+    "avg_pool_grad": dict(_POOL),
+    "lp_pool_grad": dict(_POOL),
 }
 
 # op -> (op whose candidates it reuses, adapter name)

@@ -1,72 +1,10 @@
-"""The case catalogue: verification cases and benchmark workloads, one id string each.
-
-A case is a spec plus what fills its arrays. Suites are explicit lists built here:
-
-    small     verification: odd/even kernels, kernel larger than the image, 1-pixel
-              images, every border and padding, origins, integer and float16 images,
-              non-contiguous inputs, non-finite values
-    quick     the README's main job: a few real workloads, under a minute on 2 cores
-    seed      the workloads of the documents this project started from (WORKLOADS.md)
-    images    the image-filtering sweep (sizes x kernel sizes x borders x kernels)
-    real      real photographs with the seed kernels
-"""
+"""Cases of the image form (correlate, convolve): verification set and workloads."""
 from __future__ import annotations
-
-import hashlib
-import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from convbench.data import make_array
+from convbench.cases import Case
 from convbench.spec import Spec
-
-
-@dataclass(frozen=True)
-class Case:
-    spec: Spec
-    data: tuple[str, ...] = ()          # recipe per array; missing entries are "random"
-    strided: bool = False               # pass non-contiguous views
-    name: str = ""                      # workload name, e.g. "seed-fft-1k"
-    tags: tuple[str, ...] = field(default=())
-
-    @property
-    def id(self) -> str:
-        parts = [self.name] if self.name else []
-        parts.append(self.spec.id)
-        recipes = [r for r in self.data if r != "random"]
-        if recipes:
-            parts.append("+".join(recipes))
-        if self.strided:
-            parts.append("strided")
-        return "-".join(parts)
-
-    def recipe(self, i: int) -> str:
-        return self.data[i] if i < len(self.data) else "random"
-
-    @property
-    def seed(self) -> int:
-        return int.from_bytes(hashlib.sha256(self.id.encode()).digest()[:4], "little")
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The inputs, the same on every call and every machine."""
-        rng = np.random.default_rng(self.seed)
-        out = []
-        for i, (shape, dtype) in enumerate(zip(self.spec.shapes, self.spec.dtypes)):
-            if self.strided:
-                big = make_array(self.recipe(i), tuple(2 * n for n in shape), dtype, rng)
-                a = big[tuple(slice(None, None, 2) for _ in shape)]
-            else:
-                a = make_array(self.recipe(i), shape, dtype, rng)
-            out.append(a)
-        return tuple(out)
-
-    @property
-    def nonfinite(self) -> bool:
-        return "nonfinite" in self.data
-
-    def __str__(self) -> str:
-        return self.id
 
 
 def image_case(op, x_shape, w_shape, dtype="float32", w_dtype=None, data=(), strided=False,
@@ -199,22 +137,3 @@ SUITES = {
 }
 
 
-def suite(name: str, op: str | None = None) -> list[Case]:
-    """The cases of suite ``name`` (for one op, or every op the suite covers)."""
-    if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; accepted: {', '.join(SUITES)}")
-    builders = SUITES[name]
-    ops = [op] if op is not None else list(builders)
-    out = []
-    for o in ops:
-        if o in builders:
-            out.extend(builders[o](o))
-    return out
-
-
-def estimate_bytes(case: Case) -> int:
-    """Bytes of the inputs and the float64 output a run of this case holds at least."""
-    spec = case.spec
-    inputs = sum(math.prod(s) * np.dtype(d if d != "bfloat16" else "float16").itemsize
-                 for s, d in zip(spec.shapes, spec.dtypes))
-    return int(inputs * (4 if case.strided else 1) + math.prod(spec.output_shape()) * 8)

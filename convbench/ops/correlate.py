@@ -1,0 +1,88 @@
+"""Image-form ops: correlate and convolve (scipy.ndimage-like signature)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from convbench.ops import Operation
+from refimpl import correlate as ref_correlate
+from refimpl.geometry import convolve_as_correlate_origin
+from refimpl.pad import canonical_border
+
+
+@dataclass(frozen=True)
+class ImageFilter(Operation):
+    """correlate / convolve: ``f(x, w, *, border, cval, padding, origin, out_dtype)``."""
+
+    convolve: bool = False
+
+    def normalize(self, shapes, dtypes, kwargs) -> dict:
+        params = super().normalize(shapes, dtypes, kwargs)
+        params["border"] = canonical_border(params["border"])
+        origin = params["origin"]
+        params["origin"] = origin if isinstance(origin, int) else tuple(int(o) for o in origin)
+        if isinstance(params["origin"], tuple) and len(set(params["origin"])) == 1:
+            params["origin"] = params["origin"][0]
+        params["cval"] = float(params["cval"]) if np.isreal(params["cval"]) else params["cval"]
+        if params["out_dtype"] is not None:
+            out = np.dtype(params["out_dtype"])
+            if out.kind not in "uif":
+                raise TypeError(f"out_dtype must be an integer or floating dtype, got {out}")
+            params["out_dtype"] = out.name
+        self.validate(shapes, dtypes, params)
+        return params
+
+    def validate(self, shapes, dtypes, params):
+        return ref_correlate.validate(
+            shapes[0], shapes[1], dtypes[0] if dtypes[0] != "bfloat16" else "float32",
+            dtypes[1] if dtypes[1] != "bfloat16" else "float32",
+            border=params["border"], cval=params["cval"], padding=params["padding"],
+            origin=params["origin"], convolve=self.convolve)
+
+    def pads(self, spec):
+        return self.validate(spec.shapes, spec.dtypes, spec.kwargs)[1]
+
+    def output_shape(self, spec):
+        return ref_correlate.output_shape(spec.shapes[0], self.pads(spec), spec.shapes[1])
+
+    def _oracle_kwargs(self, spec):
+        kw = spec.kwargs
+        return dict(border=kw["border"], cval=kw["cval"], padding=kw["padding"], origin=kw["origin"])
+
+    def oracle(self, spec, arrays):
+        fn = ref_correlate.convolve if self.convolve else ref_correlate.correlate
+        return fn(*arrays, **self._oracle_kwargs(spec))
+
+    def oracle_at(self, spec, arrays, index):
+        return ref_correlate.correlate_at(*arrays, index, convolve=self.convolve,
+                                          **self._oracle_kwargs(spec))
+
+    def terms(self, spec):
+        return math.prod(spec.shapes[1])
+
+    def border_zones(self, spec):
+        return self.pads(spec)
+
+    def fft_sizes(self, spec):
+        padded = [n + lo + hi for n, (lo, hi) in zip(spec.shapes[0], self.pads(spec))]
+        return math.prod(padded), math.prod(p + k - 1 for p, k in zip(padded, spec.shapes[1]))
+
+    def as_correlate(self, spec):
+        if not self.convolve:
+            return spec
+        kw = spec.kwargs
+        origin = convolve_as_correlate_origin(spec.shapes[1], kw["padding"], kw["origin"])
+        return spec.__class__.make("correlate", spec.shapes, spec.dtypes, **{**kw, "origin": origin})
+
+
+_IMAGE_DEFAULTS = (("border", "constant"), ("cval", 0.0), ("padding", "same"), ("origin", 0),
+                   ("out_dtype", None))
+
+OPS = {
+    "correlate": ImageFilter("correlate", ("x", "w"), _IMAGE_DEFAULTS),
+    "convolve": ImageFilter("convolve", ("x", "w"), _IMAGE_DEFAULTS, convolve=True),
+}
+
+
