@@ -25,6 +25,9 @@ def _as_arrays(arrays, names):
 def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | None = None):
     """Validate, choose a candidate, run it; the result in the caller's array library."""
     lib, arrays = _as_arrays(arrays, names)
+    if any(a is None for a in arrays[:-1]):
+        missing = [n for n, a in zip(names[:-1], arrays[:-1]) if a is None]
+        raise TypeError(f"{op}() needs arrays for {missing}")
     present = [a for a in arrays if a is not None]
     spec = Spec.make(op, [tuple(a.shape) for a in present], [xp.dtype_name(a) for a in present],
                      **kwargs)
@@ -75,3 +78,71 @@ def convolve(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out
     return apply("convolve", (x, w), ("x", "w"),
                  dict(border=border, cval=cval, padding=padding, origin=origin, out_dtype=out_dtype),
                  algorithm)
+
+
+def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="constant",
+         cval=0.0, algorithm=None):
+    """Layer-form cross-correlation, torch.nn.functional.conv{1,2,3}d's meanings.
+
+    x: (N, C, *spatial) with 1-3 spatial axes; w: (O, C/groups, *k); bias: (O,) or None.
+    padding: int, per-axis tuple, per-side pairs ((lo, hi), ...), 'valid', or 'same'
+        ('same' works with stride: output ceil(in/stride), odd extra on the high side).
+    border: how the padded region is filled (constant with cval, edge, symmetric, reflect,
+        wrap), which torch offers only partly.
+    """
+    return apply("conv", (x, w, bias), ("x", "w", "bias"),
+                 dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                      border=border, cval=cval), algorithm)
+
+
+def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
+                   groups=1, algorithm=None):
+    """torch.nn.functional.conv_transpose{1,2,3}d: x (N, C, *s), w (C, O/groups, *k)."""
+    return apply("conv_transpose", (x, w, bias), ("x", "w", "bias"),
+                 dict(stride=stride, padding=padding, output_padding=output_padding,
+                      dilation=dilation, groups=groups), algorithm)
+
+
+def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                    border="constant", cval=0.0, algorithm=None):
+    """Gradient of sum(conv(x, w) * dy) with respect to x (border gradients folded back)."""
+    return apply("conv_grad_input", (dy, w), ("dy", "w"),
+                 dict(input_shape=tuple(input_shape), stride=stride, padding=padding,
+                      dilation=dilation, groups=groups, border=border, cval=cval), algorithm)
+
+
+def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                     border="constant", cval=0.0, algorithm=None):
+    """Gradient of sum(conv(x, w) * dy) with respect to w."""
+    return apply("conv_grad_weight", (x, dy), ("x", "dy"),
+                 dict(weight_shape=tuple(weight_shape), stride=stride, padding=padding,
+                      dilation=dilation, groups=groups, border=border, cval=cval), algorithm)
+
+
+def conv_grad_bias(dy, *, algorithm=None):
+    """Gradient of sum(conv(x, w, bias) * dy) with respect to bias: dy summed over N and space."""
+    return apply("conv_grad_bias", (dy,), ("dy",), {}, algorithm)
+
+
+def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+             algorithm=None):
+    """torch's max_pool{1,2,3}d on (N, C, *spatial); ties keep the first maximum."""
+    return apply("max_pool", (x,), ("x",),
+                 dict(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                      ceil_mode=ceil_mode), algorithm)
+
+
+def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+             divisor_override=None, *, algorithm=None):
+    """torch's avg_pool{1,2,3}d on (N, C, *spatial)."""
+    return apply("avg_pool", (x,), ("x",),
+                 dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                      count_include_pad=count_include_pad, divisor_override=divisor_override),
+                 algorithm)
+
+
+def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, algorithm=None):
+    """torch's lp_pool{1,2,3}d: (sum over the window of x**p) ** (1/p)."""
+    return apply("lp_pool", (x,), ("x",),
+                 dict(norm_type=norm_type, kernel_size=kernel_size, stride=stride,
+                      ceil_mode=ceil_mode), algorithm)

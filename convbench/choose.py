@@ -17,6 +17,12 @@ RULES = {
     ("correlate", "torch"): ("conv_torch", "filter2d_opencv", "ndimage_scipy", "shift_add_numpy"),
     ("correlate", "cupy"): ("filter2d_opencv", "ndimage_scipy", "shift_add_numpy"),
 }
+for _op in ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight", "conv_grad_bias"):
+    RULES[(_op, "numpy")] = ("conv_torch", "im2col_numpy")
+    RULES[(_op, "torch")] = ("conv_torch", "im2col_numpy")
+for _op in ("max_pool", "avg_pool", "lp_pool", "max_pool_grad", "avg_pool_grad", "lp_pool_grad"):
+    RULES[(_op, "numpy")] = ("pool_torch", "strided_numpy")
+    RULES[(_op, "torch")] = ("pool_torch", "strided_numpy")
 RULES.update({("convolve", lib): names for (op, lib), names in list(RULES.items())
               if op == "correlate"})
 

@@ -20,7 +20,8 @@ from refimpl.dtypes import round_saturate
 from refimpl.geometry import image_padding
 from refimpl.pad import canonical_border, pad, source_index
 
-SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "int32", "float16", "float32", "float64",
+SUPPORTED_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "int64", "float16",
+                    "float32", "float64",
                     "complex64", "complex128")
 
 

@@ -81,10 +81,10 @@ def make_case(op: str, shapes, dtypes, data=(), strided=False, name="", tags=(),
 
 def all_suites() -> dict[str, dict]:
     """suite name -> op -> case builder, merged from the family modules (explicit list)."""
-    from convbench.cases import correlate
+    from convbench.cases import conv, correlate, pool
 
     merged: dict[str, dict] = {}
-    for family in (correlate,):
+    for family in (correlate, conv, pool):
         for name, builders in family.SUITES.items():
             merged.setdefault(name, {}).update(builders)
     return merged

@@ -105,10 +105,10 @@ def _fmt(value) -> str:
 
 def _table() -> dict[str, Operation]:
     # Explicit: each family module lists its ops; a new family is a new line here.
-    from convbench.ops import correlate
+    from convbench.ops import conv, correlate, pool
 
     table = {}
-    for family in (correlate,):
+    for family in (correlate, conv, pool):
         table.update(family.OPS)
     return table
 

@@ -1,0 +1,1 @@
+"""Candidates for pooling and pooling gradients."""
