@@ -72,7 +72,11 @@ class Candidate:
         """None when it can run here, else the reason (missing package, no GPU)."""
         if self.module_path is None:
             return None
-        return _library_missing(self.module.LIBRARY, self.device)
+        try:
+            module = self.module
+        except ImportError as exc:
+            return f"unavailable: {self.module_path} cannot be imported ({exc})"
+        return _library_missing(module.LIBRARY, self.device)
 
     def supports(self, spec) -> str | None:
         if self.reused_from:
