@@ -64,7 +64,8 @@ def cmd_list(args) -> int:
     for c in _candidates(args, _ops(args)):
         reason = c.unavailable()
         via = f" (reversed kernel through {c.reused_from})" if c.reused_from else ""
-        rows.append({"op": c.op, "candidate": c.name, "device": c.device,
+        device = "" if reason and "cannot be imported" in reason else c.device
+        rows.append({"op": c.op, "candidate": c.name, "device": device,
                      "available": reason.replace("unavailable: ", "no: ") if reason else "yes",
                      "module": c.module_path + via})
     print(format_table(rows))

@@ -66,7 +66,12 @@ class Candidate:
 
     @property
     def device(self) -> str:
-        return getattr(self.module, "DEVICE", "cpu") if self.module_path else "cpu"
+        if self.module_path is None:
+            return "cpu"
+        try:
+            return getattr(self.module, "DEVICE", "cpu")
+        except ImportError:
+            return "?"
 
     def unavailable(self) -> str | None:
         """None when it can run here, else the reason (missing package, no GPU)."""

@@ -185,7 +185,8 @@ def check_output(candidate: Candidate, case: Case, out) -> Row:
                verdict["reason"], verdict["max_error"], verdict["worst"], checked, model)
 
 
-def verify_case(candidate: Candidate, case: Case, timeout: float = CALL_TIMEOUT_S) -> Row:
+def verify_case(candidate: Candidate, case: Case, timeout: float | None = None) -> Row:
+    timeout = CALL_TIMEOUT_S if timeout is None else timeout  # read at call time
     skip = skip_reason(candidate, case)
     if skip:
         return Row(case.spec.op, case.id, candidate.name, skip[0], skip[1])

@@ -31,8 +31,9 @@ from refimpl.geometry import (as_tuple, conv_output_shape, layer_padding, positi
                               transpose_output_shape)
 from refimpl.pad import canonical_border, pad, source_index
 
-__all__ = ["conv", "conv_at", "conv_transpose", "conv_grad_input", "conv_grad_weight",
-           "conv_grad_bias"]
+__all__ = ["conv", "conv_at", "conv_transpose", "conv_transpose_at", "conv_grad_input",
+           "conv_grad_input_at", "conv_grad_weight", "conv_grad_weight_at", "conv_grad_bias",
+           "validate", "validate_transpose"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -150,6 +151,57 @@ def _layer(x_shape, w_shape, *, stride, padding, dilation, groups, border, cval,
                          f"{pads}): {err}") from None
     return _Layer(batch, channels, out_channels, groups, tuple(in_spatial), tuple(kernel),
                   stride, dilation, pads, out_spatial, border, float(cval))
+
+
+def validate(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1,
+             border="constant", cval=0.0, x_name: str = "x", w_name: str = "w") -> _Layer:
+    """Check one ``conv`` call on shapes alone (no arrays, no arithmetic) and resolve it.
+
+    Raises the errors ``conv`` raises, naming the argument; returns the resolved call: a
+    named tuple with ``pads`` (per-side pairs), ``out_spatial``, ``out_shape``, ``stride``,
+    ``dilation``, ``groups``, ``border`` (canonical), ``cval``, ... The gradients check
+    their shape arguments the same way (``x_name="input_shape"`` or ``w_name="weight_shape"``).
+
+    >>> layer = validate((1, 4, 6), (2, 4, 3), padding="same", stride=2, border="mirror")
+    >>> layer.pads, layer.out_shape, layer.border
+    (((0, 1),), (1, 2, 3), 'reflect')
+    """
+    for name, shape in ((x_name, x_shape), (w_name, w_shape)):
+        if any(int(v) < 1 for v in shape):
+            raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
+    return _layer(x_shape, w_shape, stride=stride, padding=padding, dilation=dilation,
+                  groups=groups, border=border, cval=cval, x_name=x_name, w_name=w_name)
+
+
+def validate_transpose(x_shape, w_shape, *, stride=1, padding=0, output_padding=0, dilation=1,
+                       groups=1) -> tuple[int, ...]:
+    """Check one ``conv_transpose`` call on shapes alone; return its output shape.
+
+    >>> validate_transpose((1, 4, 5), (4, 3, 3), stride=2, padding=1, output_padding=1, groups=2)
+    (1, 6, 10)
+    """
+    _check_ranks(x_shape, w_shape, "x", "w")
+    for name, shape in (("x", x_shape), ("w", w_shape)):
+        if any(int(v) < 1 for v in shape):
+            raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
+    groups = _check_groups(groups)
+    batch, channels, *in_spatial = (int(v) for v in x_shape)
+    w_channels, og, *kernel = (int(v) for v in w_shape)
+    if channels % groups:
+        raise ValueError(f"groups={groups} must divide the channels C={channels} of x")
+    if w_channels != channels:
+        raise ValueError(f"w.shape[0] must equal the channels C of x (conv_transpose's w is "
+                         f"(C, O/groups, *kernel)): {w_channels} != {channels}")
+    n_axes = len(in_spatial)
+    if isinstance(padding, str):
+        raise TypeError(f"padding of conv_transpose must be an int or a tuple of "
+                        f"{n_axes} ints, got {padding!r}")
+    stride = positive_tuple(stride, n_axes, "stride")
+    dilation = positive_tuple(dilation, n_axes, "dilation")
+    padding = as_tuple(padding, n_axes, "padding")
+    out_spatial = transpose_output_shape(in_spatial, kernel, stride, padding, output_padding,
+                                         dilation)
+    return (batch, og * groups) + tuple(out_spatial)
 
 
 def _check_dy(dy, layer: _Layer) -> np.ndarray:
@@ -295,28 +347,18 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
     array([[[1., 3., 2., 5., 3., 7., 4., 9., 5., 5.]]])
     """
     x, w = _array(x, "x"), _array(w, "w")
-    _check_ranks(x.shape, w.shape, "x", "w")
-    groups = _check_groups(groups)
-    batch, channels, *in_spatial = x.shape
-    w_channels, og, *kernel = w.shape
-    if channels % groups:
-        raise ValueError(f"groups={groups} must divide the channels C={channels} of x")
-    if w_channels != channels:
-        raise ValueError(f"w.shape[0] must equal the channels C of x (conv_transpose's w is "
-                         f"(C, O/groups, *kernel)): {w_channels} != {channels}")
-    bias = _check_bias(bias, og * groups)
-    n_axes = len(in_spatial)
-    if isinstance(padding, str):
-        raise TypeError(f"padding of conv_transpose must be an int or a tuple of "
-                        f"{n_axes} ints, got {padding!r}")
+    out_shape = validate_transpose(x.shape, w.shape, stride=stride, padding=padding,
+                                   output_padding=output_padding, dilation=dilation, groups=groups)
+    bias = _check_bias(bias, out_shape[1])
+    n_axes = x.ndim - 2
     stride = positive_tuple(stride, n_axes, "stride")
     dilation = positive_tuple(dilation, n_axes, "dilation")
     padding = as_tuple(padding, n_axes, "padding")
-    out_spatial = transpose_output_shape(in_spatial, kernel, stride, padding, output_padding,
-                                         dilation)
+    batch, channels, *in_spatial = x.shape
+    kernel, og = w.shape[2:], w.shape[1]
     x, w = _float(x), _float(w)
     cg = channels // groups
-    y = np.empty((batch, og * groups) + out_spatial, dtype=_result_dtype(x, w, bias))
+    y = np.empty(out_shape, dtype=_result_dtype(x, w, bias))
     for n, o, *q in np.ndindex(*y.shape):
         g = o // og
         terms = []
@@ -333,6 +375,47 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
         y[(n, o) + tuple(q)] = _exact_sum(np.array(terms, dtype=y.dtype),
                                           0.0 if bias is None else bias[o].item())
     return y
+
+
+def conv_transpose_at(x, w, bias, index, *, stride=1, padding=0, output_padding=0, dilation=1,
+                      groups=1):
+    """One element ``y[index]`` of ``conv_transpose(x, w, bias, ...)``, without the output.
+
+    Per axis, the pairs ``(i, r)`` with ``i*stride + r*dilation = q + padding`` are listed;
+    their products are summed exactly as ``conv_transpose`` does (identical results).
+
+    >>> x = np.array([[[1., 2., 3., 4., 5.]]])
+    >>> print(conv_transpose_at(x, [[[1., 1., 1.]]], None, (0, 0, 4), stride=2))  # x[1] + x[2]
+    5.0
+    """
+    x, w = _array(x, "x"), _array(w, "w")
+    out_shape = validate_transpose(x.shape, w.shape, stride=stride, padding=padding,
+                                   output_padding=output_padding, dilation=dilation, groups=groups)
+    bias = _check_bias(bias, out_shape[1])
+    n, o, *q = _check_index(index, out_shape)
+    n_axes = x.ndim - 2
+    stride = positive_tuple(stride, n_axes, "stride")
+    dilation = positive_tuple(dilation, n_axes, "dilation")
+    padding = as_tuple(padding, n_axes, "padding")
+    cg, og = x.shape[1] // groups, w.shape[1]
+    g = o // og
+    # per axis: the input positions i and taps r that reach q
+    pairs = [[(t // s, r) for r in range(k) for t in (qa + pa - r * d,)
+              if t % s == 0 and 0 <= t // s < size]
+             for qa, k, s, d, pa, size in zip(q, w.shape[2:], stride, dilation, padding,
+                                              x.shape[2:])]
+    channels = np.arange(g * cg, (g + 1) * cg)
+    inputs = [np.array([i for i, _ in axis], dtype=np.intp) for axis in pairs]
+    taps = [np.array([r for _, r in axis], dtype=np.intp) for axis in pairs]
+    # terms[c, j0, j1, ...] = x[n, c, i0[j0], ...] * w[c, o - g*Og, r0[j0], ...]
+    terms = _float(x[n][np.ix_(channels, *inputs)]) * \
+        _float(w[:, o - g * og][np.ix_(channels, *taps)])
+    total = _exact_sum(terms, 0.0 if bias is None else bias[o].item())
+    return _scalar(total, x, w, bias)
+
+
+def _scalar(total, *arrays):
+    return np.complex128(total) if _result_dtype(*arrays) == np.complex128 else np.float64(total)
 
 
 def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, groups=1,
@@ -381,6 +464,40 @@ def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
     return dx
 
 
+def conv_grad_input_at(dy, w, input_shape, index, *, stride=1, padding=0, dilation=1, groups=1,
+                       border="constant", cval=0.0):
+    """One element ``dx[index]`` of ``conv_grad_input(dy, w, input_shape, ...)``.
+
+    Per axis, the pairs ``(p, r)`` whose padded position ``p*stride + r*dilation`` reads input
+    sample ``i`` (directly or folded back through the border) are listed; the products are
+    summed exactly as ``conv_grad_input`` does (identical results).
+
+    >>> w = np.array([[[1., 2., 3.]]])
+    >>> print(conv_grad_input_at(np.ones((1, 1, 5)), w, (1, 1, 5), (0, 0, 1), padding=1,
+    ...                          border="reflect"))     # 3 + 2 + 1, plus xp[0] = x[1]: + 1
+    7.0
+    """
+    w = _array(w, "w")
+    input_shape = _shape(input_shape, "input_shape")
+    layer = _layer(input_shape, w.shape, stride=stride, padding=padding, dilation=dilation,
+                   groups=groups, border=border, cval=cval, x_name="input_shape")
+    dy = _check_dy(dy, layer)
+    n, ci, *i = _check_index(index, input_shape)
+    cg, og = layer.in_per_group, layer.out_per_group
+    g, c = divmod(ci, cg)
+    pairs = [[(p, r) for p in range(out) for r in range(k)
+              if source_index(p * s + r * d - lo, size, layer.border) == ia]
+             for ia, out, k, s, d, (lo, _), size
+             in zip(i, layer.out_spatial, layer.kernel, layer.stride, layer.dilation, layer.pads,
+                    layer.in_spatial)]
+    outputs = np.arange(g * og, (g + 1) * og)
+    positions = [np.array([p for p, _ in axis], dtype=np.intp) for axis in pairs]
+    taps = [np.array([r for _, r in axis], dtype=np.intp) for axis in pairs]
+    # terms[o, j0, j1, ...] = w[o, c, r0[j0], ...] * dy[n, o, p0[j0], ...]
+    terms = _float(w[:, c][np.ix_(outputs, *taps)]) * dy[n][np.ix_(outputs, *positions)]
+    return _scalar(_exact_sum(terms), w, dy)
+
+
 def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
                      border="constant", cval=0.0) -> np.ndarray:
     """Gradient of ``sum(conv(x, w, ...) * dy)`` with respect to ``w`` (of shape ``weight_shape``).
@@ -411,6 +528,43 @@ def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, gr
         taps = xp[(slice(None), g * cg + c) + _taps(first, layer.out_spatial, layer.stride)]
         dw[(o, c) + tuple(r)] = _exact_sum(dy[:, o] * taps)
     return dw
+
+
+def conv_grad_weight_at(x, dy, weight_shape, index, *, stride=1, padding=0, dilation=1, groups=1,
+                        border="constant", cval=0.0):
+    """One element ``dw[index]`` of ``conv_grad_weight(x, dy, weight_shape, ...)``.
+
+    Gathers the ``N * prod(out_spatial)`` samples tap ``r`` reads through
+    ``refimpl.pad.source_index`` (no padded copy of ``x``); same products, same rounding
+    as ``conv_grad_weight``.
+
+    >>> x = np.array([[[1., 2., 3.]]])
+    >>> print(conv_grad_weight_at(x, np.ones((1, 1, 3)), (1, 1, 3), (0, 0, 2), padding=1,
+    ...                           cval=10.0))                        # 2 + 3 + 10
+    15.0
+    """
+    x = _array(x, "x")
+    weight_shape = _shape(weight_shape, "weight_shape")
+    layer = _layer(x.shape, weight_shape, stride=stride, padding=padding, dilation=dilation,
+                   groups=groups, border=border, cval=cval, w_name="weight_shape")
+    dy = _check_dy(dy, layer)
+    o, c, *r = _check_index(index, weight_shape)
+    g = o // layer.out_per_group
+    sources = [[source_index(p * s + ra * d - lo, size, layer.border) for p in range(out)]
+               for ra, out, s, d, (lo, _), size
+               in zip(r, layer.out_spatial, layer.stride, layer.dilation, layer.pads,
+                      layer.in_spatial)]
+    inside = [np.array([j is not None for j in axis]) for axis in sources]
+    index_arrays = [np.array([0 if j is None else j for j in axis], dtype=np.intp)
+                    for axis in sources]
+    # taps[n, p] = xp[n, g*Cg + c, p*stride + r*dilation]: x where every axis is inside
+    taps = _float(x[:, g * layer.in_per_group + c][np.ix_(np.arange(layer.batch),
+                                                           *index_arrays)])
+    everywhere = np.ones(layer.out_spatial, dtype=bool)
+    for axis, m in enumerate(inside):
+        everywhere &= m.reshape([-1 if a == axis else 1 for a in range(len(inside))])
+    taps = np.where(everywhere[None], taps, layer.cval)
+    return _scalar(_exact_sum(dy[:, o] * taps), x, dy)
 
 
 def conv_grad_bias(dy) -> np.ndarray:

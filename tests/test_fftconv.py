@@ -413,3 +413,195 @@ def test_no_action_flags_or_mode_keyword():
     for f in (fft_correlate, fft_convolve, fft_conv, circular_convolve):
         names = set(inspect.signature(f).parameters)
         assert not names & {"flip", "flipped", "mode"}, f.__name__
+
+
+# ----------------------------------------------------------------------------------------
+# the FFT candidates of the image form: candidates/correlate/fft_scipy.py, oaconvolve_scipy.py
+# ----------------------------------------------------------------------------------------
+
+import convbench                                                    # noqa: E402
+from convbench import registry                                      # noqa: E402
+from convbench.cases import make_case, suite                        # noqa: E402
+from convbench.verification import verify_candidates                # noqa: E402
+from refimpl.dtypes import result_dtype, round_saturate             # noqa: E402
+
+FFT_CANDIDATES = ("fft_scipy", "oaconvolve_scipy")
+
+
+@pytest.mark.parametrize("name", FFT_CANDIDATES)
+@pytest.mark.parametrize("op", ["correlate", "convolve"])
+def test_fft_candidate_passes_the_small_suite(op, name):
+    candidate = registry.get(op, name)
+    assert candidate.error_model(suite("small", op)[0].spec) == "fft"
+    report = verify_candidates([candidate], suite("small", op))
+    print(report)
+    assert report.passed, str(report)
+    # every case is run except the non-finite ones, which the harness skips for 'fft'
+    skipped = [r for r in report.rows if r.status != "pass"]
+    assert all("nonfinite" in r.case for r in skipped), [(r.case, r.detail) for r in skipped]
+
+
+def _fft_module():
+    from candidates.correlate import fft_scipy
+
+    return fft_scipy
+
+
+def test_fft_kernel_transform_cache_hits_and_never_serves_a_stale_kernel():
+    fft_scipy = _fft_module()
+    oracle = _oracle().correlate
+    rng = rng_for("cache")
+    x = rng.standard_normal((40, 33)).astype(np.float32)
+    w = rng.standard_normal((5, 4)).astype(np.float32)
+    fft_scipy.clear_cache()
+    first = fft_scipy.correlate(x, w, border="reflect")              # computes the transform
+    assert fft_scipy.cache_info()["misses"] == 1
+    second = fft_scipy.correlate(x, w, border="reflect")             # served from the LRU
+    assert fft_scipy.cache_info()["hits"] == 1
+    assert np.array_equal(first, second)
+    fft_scipy.clear_cache()
+    assert np.array_equal(fft_scipy.correlate(x, w, border="reflect"), first)   # uncached again
+    # the same array object, same shape, one tap changed in place: a new answer
+    w[2, 1] += 3.0
+    changed = fft_scipy.correlate(x, w, border="reflect")
+    assert fft_scipy.cache_info()["misses"] == 2
+    expected = oracle(x, w, border="reflect")
+    scale = np.sqrt(x.size + 4 * x.shape[0] + 5 * x.shape[1] + 20) * np.abs(x).max() * np.linalg.norm(w)
+    np.testing.assert_allclose(changed, expected, rtol=0, atol=1e-5 * scale)
+    assert np.max(np.abs(changed - first)) > 1.0
+    # the LRU is bounded
+    for i in range(3 * fft_scipy.CACHE_ENTRIES):
+        fft_scipy.correlate(x, w + np.float32(i), border="reflect")
+    assert fft_scipy.cache_info()["entries"] == fft_scipy.CACHE_ENTRIES
+
+
+@pytest.mark.parametrize("name", FFT_CANDIDATES)
+@pytest.mark.parametrize("x_shape,w_shape", [((7,), (3,)), ((6,), (4,)), ((5, 6), (3, 4)),
+                                             ((9, 8), (4, 4)), ((3, 4, 5), (2, 3, 2))],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_fft_candidate_wrap_border_is_circular_convolution(name, x_shape, w_shape):
+    """convolve(x, w, border="wrap", origin=o) == circular_convolve(x, roll(w0, -(k//2 + o)))."""
+    convolve = registry.get("convolve", name).function()
+    rng = rng_for("wrap-candidate", name, x_shape, w_shape)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    w0 = np.zeros(x_shape)
+    w0[tuple(slice(0, k) for k in w_shape)] = w
+    for origin in origins(w_shape):
+        anchor = tuple(k // 2 + o for k, o in zip(w_shape, origin))
+        rolled = np.roll(w0, shift=tuple(-a for a in anchor), axis=tuple(range(x.ndim)))
+        y = convolve(x, w, border="wrap", padding="same", origin=origin)
+        assert y.shape == x.shape and y.dtype == np.float64
+        np.testing.assert_allclose(y, circular_convolve(x, rolled), rtol=0, atol=1e-12 * 50,
+                                   err_msg=f"origin={origin}")
+
+
+@pytest.mark.parametrize("name", FFT_CANDIDATES)
+def test_fft_candidate_large_case_sampled(name):
+    """seed-fft-1k's shape (1000x1000 float32, 15x15) with two borders, sampled oracle."""
+    cases = [make_case("correlate", ((1000, 1000), (15, 15)), "float32", border="constant"),
+             make_case("correlate", ((1000, 1000), (15, 15)), "float32", border="symmetric",
+                       origin=(-3, 2))]
+    report = verify_candidates([registry.get("correlate", name)], cases)
+    print(report)
+    assert report.passed, str(report)
+    assert all(r.checked.endswith("points") for r in report.rows)   # sampled, not whole
+    assert max(r.worst for r in report.rows) < 0.1                    # 10x margin under the bound
+
+
+@pytest.mark.parametrize("name", FFT_CANDIDATES)
+def test_fft_candidate_complex_input_is_not_conjugated(name):
+    correlate = registry.get("correlate", name).function()
+    rng = rng_for("complex-candidate", name)
+    x = rng.standard_normal((7, 6)) + 1j * rng.standard_normal((7, 6))
+    w = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    y = correlate(x, w, border="edge", padding="same", origin=0)
+    assert y.dtype == np.complex128
+    expected = ndimage.correlate(x, np.conj(w), mode="nearest")     # scipy conjugates: undo it
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12 * np.abs(x).sum() * np.abs(w).sum())
+
+
+@pytest.mark.parametrize("name", FFT_CANDIDATES)
+def test_fft_candidate_dtypes_float16_and_saturating_uint8(name):
+    correlate = registry.get("correlate", name).function()
+    x16 = np.linspace(-2, 2, 30, dtype=np.float16).reshape(5, 6)
+    w16 = np.array([[0.5, -1.0, 0.25]], dtype=np.float16)
+    y16 = correlate(x16, w16, border="edge")
+    assert y16.dtype == np.float16
+    np.testing.assert_allclose(y16.astype(np.float64),
+                               ndimage.correlate(x16.astype(np.float64), w16.astype(np.float64),
+                                                 mode="nearest"), rtol=2e-3, atol=2e-3)
+    # 200 everywhere, 3x3 box of ones: 1800 saturates to 255; the negated box to 0
+    x8 = np.full((6, 5), 200, dtype=np.uint8)
+    box = np.ones((3, 3), dtype=np.float32)
+    y8 = correlate(x8, box, border="edge", out_dtype="uint8")
+    assert y8.dtype == np.uint8 and np.all(y8 == 255)
+    assert np.all(correlate(x8, -box, border="edge", out_dtype="uint8") == 0)
+    # a genuine in-range value rounds half to even: (1 + 2) / 2 = 1.5 -> 2, (2 + 3) / 2 -> 2
+    y = correlate(np.array([1, 2, 3], dtype=np.uint8), np.array([0.5, 0.5], dtype=np.float32),
+                  border="edge", padding="valid", out_dtype="uint8")
+    assert y.tolist() == [2, 2]
+    # uint8 image with a float64 kernel computes (and returns) float64
+    assert correlate(x8, box.astype(np.float64), border="edge").dtype == np.float64
+
+
+# planted FFT-style bugs: each must be rejected by the verifier under the 'fft' model
+
+def _planted_fft_correlate(start_shift=0, reverse=True):
+    """An FFT correlate like fft_scipy, with a crop shift or the kernel reversal removable."""
+
+    def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
+        out = result_dtype(x.dtype, w.dtype)
+        pads = image_padding(w.shape, padding, origin)
+        xp = pad(np.asarray(x, dtype=np.float64), pads, border, cval)
+        axes = tuple(range(x.ndim))
+        v = np.flip(np.asarray(w, dtype=np.float64)) if reverse else np.asarray(w, dtype=np.float64)
+        length = xp.shape                                       # >= P: valid part unaliased
+        c = np.fft.irfftn(np.fft.rfftn(xp, s=length, axes=axes) * np.fft.rfftn(v, s=length, axes=axes),
+                         s=length, axes=axes)
+        for axis, (k, p) in enumerate(zip(w.shape, xp.shape)):
+            keep = (np.arange(p - k + 1) + k - 1 + start_shift) % p
+            c = np.take(c, keep, axis=axis)
+        return round_saturate(c, out_dtype) if out_dtype is not None else c.astype(out)
+
+    return correlate
+
+
+def _planted_circular_correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0,
+                                out_dtype=None):
+    """Bug: no padding at all, transform length = the image's shape, so the far edge wraps
+    around onto the near one (aliasing) whatever the border asked for."""
+    out = result_dtype(x.dtype, w.dtype)
+    x = np.asarray(x, dtype=np.float64)
+    pads = image_padding(w.shape, "same", origin if padding == "same" else 0)
+    w0 = np.zeros(x.shape)
+    for j in np.ndindex(*w.shape):                               # w[j] reads x[i + j - anchor]
+        w0[tuple((a - lo) % n for a, (lo, _), n in zip(j, pads, x.shape))] += w[j]
+    y = np.fft.ifftn(np.fft.fftn(x) * np.conj(np.fft.fftn(w0))).real
+    return round_saturate(y, out_dtype) if out_dtype is not None else y.astype(out)
+
+
+def test_planted_fft_control_passes():
+    """The harness for the planted bugs is right when nothing is planted."""
+    report = convbench.verify("correlate", _planted_fft_correlate(), error="fft")
+    assert report.passed, str(report)
+
+
+PLANTED_FFT_BUGS = {
+    "circular-aliasing": _planted_circular_correlate,
+    "kernel-not-reversed": _planted_fft_correlate(reverse=False),
+    "crop-one-late": _planted_fft_correlate(start_shift=1),
+    "crop-one-early": _planted_fft_correlate(start_shift=-1),
+}
+
+
+@pytest.mark.parametrize("bug", PLANTED_FFT_BUGS)
+def test_planted_fft_bug_is_rejected(bug):
+    report = convbench.verify("correlate", PLANTED_FFT_BUGS[bug], error="fft")
+    assert not report.passed, bug
+    assert any(r.status == "FAIL" for r in report.rows), bug      # wrong values, not crashes
+    if bug == "circular-aliasing":
+        # it is exactly the aliasing bug: right where the border really is 'wrap'
+        wrap = [r for r in report.rows if "-wrap-" in r.case and "-full-" not in r.case
+                and "-valid-" not in r.case and r.status != "unsupported"]
+        assert wrap and all(r.status == "pass" for r in wrap), [(r.case, r.detail) for r in wrap]

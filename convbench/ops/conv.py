@@ -1,4 +1,463 @@
-"""Layer-form ops: conv, conv_transpose, conv_grad_input, conv_grad_weight, conv_grad_bias."""
+"""Layer-form ops: conv, conv_transpose, conv_grad_input, conv_grad_weight, conv_grad_bias.
+
+torch.nn.functional's signatures (``refimpl/conv.py`` defines them). Arrays are floating
+(float16, float32, float64; integer images belong to the image form, convbench.correlate).
+Every shape and padding comes from ``refimpl.conv.validate`` / ``validate_transpose`` (which
+ask ``refimpl.geometry``); nothing here derives them again, except the per-axis counts of
+the error bound (``terms``) and of the border zones, which list what the oracle loops over.
+
+The error bound (convbench.tolerance) evaluates each op on absolute values: every op here
+is multilinear in its arrays (and in ``cval``), so |op(x, w)| <= op(|x|, |w|) with ``cval``
+replaced by ``|cval|`` holds term by term.
+"""
 from __future__ import annotations
 
-OPS: dict = {}
+import functools
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from convbench.ops import Operation, shape_str, short_dtype
+from refimpl import conv as ref
+from refimpl.pad import canonical_border, source_index
+
+DTYPES = ("float16", "float32", "float64")
+
+# The Python oracles' cost is counted in "products" of verification.WHOLE_LIMIT, which
+# computes an oracle whole up to 300_000 of them (about a second): one unit ~ 3.3 us.
+# Measured per-element costs of refimpl/conv.py (microseconds), so that work(spec) is the
+# real cost of the whole oracle and large cases go to the pointwise oracles instead.
+_US_PER_UNIT = 1e6 / 300_000
+_US = {"conv_output": 13.0, "conv_term": 0.5, "pad": 17.0, "transpose_term": 2.3,
+       "transpose_output": 10.0, "grad_input_term": 4.2, "grad_weight_output": 25.0,
+       "grad_weight_term": 0.05, "grad_bias": 2.1}
+
+
+def _units(microseconds: float) -> float:
+    return microseconds / _US_PER_UNIT
+
+
+# ---------------------------------------------------------------------------------------
+# Normalising parameters (hashable, the user's form kept) and checking arrays
+# ---------------------------------------------------------------------------------------
+
+def _int_or_tuple(value, name: str):
+    """An int, or a tuple of ints (nested pairs kept); validation is refimpl's."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}") from None
+    return tuple(_int_or_tuple(v, name) for v in items)
+
+
+def _collapse(value):
+    """A per-axis tuple with one value on every axis, as that int (shorter ids, equal specs)."""
+    if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value) \
+            and len(set(value)) == 1:
+        return value[0]
+    return value
+
+
+def _check_arrays(names, shapes, dtypes) -> None:
+    for name, shape, dtype in zip(names, shapes, dtypes):
+        if dtype not in DTYPES:
+            kind = "integer" if dtype.startswith(("int", "uint")) else "this"
+            raise TypeError(f"{name} has dtype {dtype}; the layer form takes floating arrays "
+                            f"({', '.join(DTYPES)}); {kind} dtype is not accepted (convert "
+                            f"it, or use convbench.correlate for integer images)")
+        if any(n < 1 for n in shape):
+            raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
+
+
+def _check_kwargs(op: str, defaults, kwargs) -> dict:
+    accepted = [k for k, _ in defaults]
+    unknown = set(kwargs) - set(accepted)
+    if unknown:
+        raise TypeError(f"{op}() got unexpected keyword argument(s) {sorted(unknown)}; "
+                        f"accepted: {accepted}")
+    return {**dict(defaults), **kwargs}
+
+
+def _shape_param(value, name: str) -> tuple[int, ...]:
+    if value is None:
+        raise TypeError(f"missing required argument {name!r} (a shape tuple)")
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of ints, got {value!r}")
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of ints, got {value!r}") from None
+
+
+def _fmt(value) -> str:
+    if isinstance(value, tuple):
+        if any(isinstance(v, tuple) for v in value):       # per-side pairs
+            return ",".join(f"({_fmt(v)})" for v in value)
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _axis_taps(out: int, k: int, s: int, d: int, lo: int, size: int, border: str):
+    """For one axis: source index per (output position p, tap r), None for cval."""
+    return [[source_index(p * s + r * d - lo, size, border) for r in range(k)] for p in range(out)]
+
+
+# ---------------------------------------------------------------------------------------
+# The ops
+# ---------------------------------------------------------------------------------------
+
+_GEOMETRY = ("stride", "padding", "dilation", "groups", "border", "cval")
+
+
+@dataclass(frozen=True)
+class LayerOp(Operation):
+    """Common parts of the layer-form ops."""
+
+    def spec_id(self, spec) -> str:
+        kw = spec.kwargs
+        parts = [self.name] + [f"{a}{shape_str(s)}" for a, s in zip(self.arrays, spec.shapes)]
+        parts += self._shape_params(spec)
+        defaults = dict(self.defaults)
+        for key, value in spec.params:
+            if key in ("border", "input_shape", "weight_shape") or value == defaults.get(key):
+                continue
+            if key == "cval" and kw.get("border") != "constant":
+                continue
+            parts.append(f"{key}={_fmt(value)}")
+        if kw.get("border", "constant") != "constant":
+            parts.append(kw["border"])
+        dtypes = sorted(set(spec.dtypes), key=spec.dtypes.index)
+        parts.append("-".join(short_dtype(d) for d in dtypes))
+        return "-".join(parts)
+
+    def _shape_params(self, spec) -> list[str]:
+        return []
+
+    def result_dtype(self, spec) -> np.dtype:
+        return np.result_type(*spec.dtypes)
+
+    def _normalize_geometry(self, params: dict) -> dict:
+        for key in ("stride", "dilation", "padding", "output_padding"):
+            if key in params:
+                params[key] = _int_or_tuple(params[key], key)
+        if "border" in params:
+            params["border"] = canonical_border(params["border"])
+        if "groups" in params and isinstance(params["groups"], numbers.Integral) \
+                and not isinstance(params["groups"], bool):
+            params["groups"] = int(params["groups"])
+        return params
+
+    def _finish(self, params: dict) -> dict:
+        """After validation: floats as floats, per-axis tuples of one value as ints."""
+        for key in ("stride", "dilation", "padding", "output_padding"):
+            if key in params:
+                params[key] = _collapse(params[key])
+        if "cval" in params:
+            params["cval"] = float(params["cval"]) if params["border"] == "constant" else 0.0
+        return params
+
+    def layer(self, spec):
+        """refimpl's resolved conv call (pads, out_spatial, ...) for this spec."""
+        raise NotImplementedError
+
+    def fft_sizes(self, spec):
+        # only conv has an FFT candidate; the others report their first array's size
+        first = spec.shapes[0]
+        return math.prod(first), max(math.prod(first[2:]), 1)
+
+
+def _conv_kwargs(spec) -> dict:
+    return {k: v for k, v in spec.params if k in _GEOMETRY}
+
+
+@dataclass(frozen=True)
+class Conv(LayerOp):
+    """``conv(x, w, bias=None, *, stride, padding, dilation, groups, border, cval)``."""
+
+    def normalize(self, shapes, dtypes, kwargs) -> dict:
+        params = _check_kwargs(self.name, self.defaults, kwargs)
+        if len(shapes) not in (2, 3) or len(dtypes) != len(shapes):
+            raise ValueError(f"conv takes arrays x, w and optionally bias, got {len(shapes)} "
+                             "shapes")
+        _check_arrays(self.arrays, shapes, dtypes)
+        params = self._normalize_geometry(params)
+        layer = ref.validate(shapes[0], shapes[1], **params)
+        if len(shapes) == 3 and tuple(shapes[2]) != (layer.out_channels,):
+            raise ValueError(f"bias must have shape (O,) = ({layer.out_channels},), got "
+                             f"{tuple(shapes[2])}")
+        return self._finish(params)
+
+    def layer(self, spec):
+        return ref.validate(spec.shapes[0], spec.shapes[1], **_conv_kwargs(spec))
+
+    def output_shape(self, spec):
+        return self.layer(spec).out_shape
+
+    def oracle(self, spec, arrays):
+        return ref.conv(*arrays, **spec.kwargs)
+
+    def oracle_at(self, spec, arrays, index):
+        x, w, *bias = arrays
+        return ref.conv_at(x, w, bias[0] if bias else None, index, **spec.kwargs)
+
+    def terms(self, spec):
+        layer = self.layer(spec)
+        return layer.in_per_group * math.prod(layer.kernel) + (len(spec.shapes) == 3)
+
+    def work(self, spec):
+        layer = self.layer(spec)
+        outputs = math.prod(layer.out_shape)
+        padded = layer.batch * layer.in_channels * math.prod(
+            n + lo + hi for n, (lo, hi) in zip(layer.in_spatial, layer.pads))
+        return _units(outputs * (_US["conv_output"] + _US["conv_term"] * self.terms(spec))
+                      + padded * _US["pad"])
+
+    def border_zones(self, spec):
+        layer = self.layer(spec)
+        zones = [(0, 0), (0, 0)]
+        for out, k, s, d, (lo, _), size in zip(layer.out_spatial, layer.kernel, layer.stride,
+                                               layer.dilation, layer.pads, layer.in_spatial):
+            # output p reads the low border when p*s - lo < 0, the high one when its last
+            # tap p*s + (k-1)*d - lo >= size
+            low = sum(1 for p in range(out) if p * s - lo < 0)
+            high = sum(1 for p in range(out) if p * s + (k - 1) * d - lo >= size)
+            zones.append((low, high))
+        return tuple(zones)
+
+    def fft_sizes(self, spec):
+        """(samples of the padded input over N and C, FFT length of one plane)."""
+        layer = self.layer(spec)
+        padded = [n + lo + hi for n, (lo, hi) in zip(layer.in_spatial, layer.pads)]
+        return (layer.batch * layer.in_channels * math.prod(padded),
+                math.prod(p + (k - 1) * d for p, k, d in zip(padded, layer.kernel,
+                                                             layer.dilation)))
+
+
+def _transpose_axes(spec):
+    """Per axis: (input size, kernel, stride, dilation, padding) of a conv_transpose spec."""
+    x_shape, w_shape = spec.shapes[0], spec.shapes[1]
+    n = len(x_shape) - 2
+    kw = spec.kwargs
+    per_axis = [ref.as_tuple(kw[key], n, key) for key in ("stride", "dilation", "padding")]
+    return list(zip(x_shape[2:], w_shape[2:], *per_axis))
+
+
+@dataclass(frozen=True)
+class ConvTranspose(LayerOp):
+    """``conv_transpose(x, w, bias=None, *, stride, padding, output_padding, dilation, groups)``."""
+
+    def normalize(self, shapes, dtypes, kwargs) -> dict:
+        params = _check_kwargs(self.name, self.defaults, kwargs)
+        if len(shapes) not in (2, 3) or len(dtypes) != len(shapes):
+            raise ValueError(f"conv_transpose takes arrays x, w and optionally bias, got "
+                             f"{len(shapes)} shapes")
+        _check_arrays(self.arrays, shapes, dtypes)
+        params = self._normalize_geometry(params)
+        out_shape = ref.validate_transpose(shapes[0], shapes[1], **params)
+        if len(shapes) == 3 and tuple(shapes[2]) != (out_shape[1],):
+            raise ValueError(f"bias must have shape (O,) = ({out_shape[1]},), got "
+                             f"{tuple(shapes[2])}")
+        return self._finish(params)
+
+    def output_shape(self, spec):
+        return ref.validate_transpose(spec.shapes[0], spec.shapes[1], **spec.kwargs)
+
+    def oracle(self, spec, arrays):
+        return ref.conv_transpose(*arrays, **spec.kwargs)
+
+    def oracle_at(self, spec, arrays, index):
+        x, w, *bias = arrays
+        return ref.conv_transpose_at(x, w, bias[0] if bias else None, index, **spec.kwargs)
+
+    def terms(self, spec):
+        # per axis, the most taps r that reach one output q (i*s + r*d = q + padding)
+        out = self.output_shape(spec)[2:]
+        most = 1
+        for q_count, (size, k, s, d, pa) in zip(out, _transpose_axes(spec)):
+            most *= max(sum(1 for r in range(k) if (q + pa - r * d) % s == 0
+                            and 0 <= (q + pa - r * d) // s < size) for q in range(q_count))
+        cg = spec.shapes[0][1] // spec.kwargs["groups"]
+        return max(cg * most, 1) + (len(spec.shapes) == 3)
+
+    def work(self, spec):
+        out = self.output_shape(spec)
+        loops = spec.shapes[0][1] // spec.kwargs["groups"] * math.prod(spec.shapes[1][2:])
+        return _units(math.prod(out) * (_US["transpose_output"] + _US["transpose_term"] * loops))
+
+    def border_zones(self, spec):
+        zones = [(0, 0), (0, 0)]
+        for q_count, (size, k, s, d, pa) in zip(self.output_shape(spec)[2:], _transpose_axes(spec)):
+            # output q misses taps at the low end when q + pa - (k-1)*d < 0, at the high end
+            # when (q + pa) / s > size - 1
+            low = sum(1 for q in range(q_count) if q + pa - (k - 1) * d < 0)
+            high = sum(1 for q in range(q_count) if q + pa > (size - 1) * s)
+            zones.append((low, high))
+        return tuple(zones)
+
+
+@dataclass(frozen=True)
+class ConvGrad(LayerOp):
+    """conv_grad_input(dy, w, input_shape, ...) / conv_grad_weight(x, dy, weight_shape, ...)."""
+
+    shape_param: str = "input_shape"
+
+    def normalize(self, shapes, dtypes, kwargs) -> dict:
+        params = _check_kwargs(self.name, self.defaults, kwargs)
+        if len(shapes) != 2 or len(dtypes) != 2:
+            raise ValueError(f"{self.name} takes arrays {self.arrays}, got {len(shapes)} shapes")
+        _check_arrays(self.arrays, shapes, dtypes)
+        params[self.shape_param] = _shape_param(params[self.shape_param], self.shape_param)
+        params = self._normalize_geometry(params)
+        layer = self._validate(shapes, params)
+        dy_shape = shapes[0] if self.name == "conv_grad_input" else shapes[1]
+        if tuple(dy_shape) != layer.out_shape:
+            raise ValueError(f"dy must have the shape of conv's output, {layer.out_shape}, "
+                             f"got {tuple(dy_shape)}")
+        return self._finish(params)
+
+    def _validate(self, shapes, params):
+        geometry = {k: params[k] for k in _GEOMETRY}
+        if self.name == "conv_grad_input":
+            return ref.validate(params["input_shape"], shapes[1], x_name="input_shape",
+                                **geometry)
+        return ref.validate(shapes[0], params["weight_shape"], w_name="weight_shape", **geometry)
+
+    def layer(self, spec):
+        return self._validate(spec.shapes, spec.kwargs)
+
+    def _shape_params(self, spec):
+        letter = "x" if self.name == "conv_grad_input" else "w"
+        return [f"{letter}{shape_str(spec.kwargs[self.shape_param])}"]
+
+    def output_shape(self, spec):
+        return tuple(spec.kwargs[self.shape_param])
+
+    def oracle(self, spec, arrays):
+        fn = ref.conv_grad_input if self.name == "conv_grad_input" else ref.conv_grad_weight
+        return fn(*arrays, **spec.kwargs)
+
+    def oracle_at(self, spec, arrays, index):
+        kw = spec.kwargs
+        shape = kw.pop(self.shape_param)
+        fn = ref.conv_grad_input_at if self.name == "conv_grad_input" else ref.conv_grad_weight_at
+        return fn(*arrays, shape, index, **kw)
+
+    def terms(self, spec):
+        return _grad_terms(spec)
+
+    def work(self, spec):
+        layer = self.layer(spec)
+        if self.name == "conv_grad_input":
+            loops = math.prod(layer.out_shape) * layer.in_per_group * math.prod(layer.kernel)
+            return _units(loops * _US["grad_input_term"])
+        padded = layer.batch * layer.in_channels * math.prod(
+            n + lo + hi for n, (lo, hi) in zip(layer.in_spatial, layer.pads))
+        outputs = math.prod(spec.kwargs["weight_shape"])
+        return _units(outputs * (_US["grad_weight_output"] + _US["grad_weight_term"] * self.terms(spec))
+                      + padded * _US["pad"])
+
+    def border_zones(self, spec):
+        layer = self.layer(spec)
+        zones = [(0, 0), (0, 0)]
+        axes = zip(layer.out_spatial, layer.kernel, layer.stride, layer.dilation, layer.pads,
+                   layer.in_spatial)
+        for out, k, s, d, (lo, hi), size in axes:
+            if self.name == "conv_grad_weight":
+                # tap r reads the low border when r*d - lo < 0 (at p = 0), the high one when
+                # (out-1)*s + r*d - lo >= size
+                zones.append((sum(1 for r in range(k) if r * d - lo < 0),
+                              sum(1 for r in range(k) if (out - 1) * s + r * d - lo >= size)))
+            else:
+                # input samples whose sum differs from the interior pattern: those a tap misses
+                # near the ends, and those the border folds back onto (wrap folds the low
+                # border onto the high end and the other way round)
+                taps = _axis_taps(out, k, s, d, lo, size, layer.border)
+                sources = {j for row in taps for j in row if j is not None}
+                reach = max(lo, hi) if layer.border == "wrap" else None
+                low = min(size, (k - 1) * d + s + (reach if reach is not None else lo))
+                high = min(size, (k - 1) * d + s + (reach if reach is not None else hi))
+                del sources
+                zones.append((low, high))
+        return tuple(zones)
+
+
+@functools.lru_cache(maxsize=256)
+def _grad_terms(spec) -> int:
+    """K of the error bound: the most products summed into one gradient element."""
+    op = spec.operation
+    layer = op.layer(spec)
+    if op.name == "conv_grad_weight":
+        return layer.batch * math.prod(layer.out_spatial)
+    # conv_grad_input: per axis the most (p, r) pairs that land on one input sample
+    most = 1
+    for out, k, s, d, (lo, _), size in zip(layer.out_spatial, layer.kernel, layer.stride,
+                                           layer.dilation, layer.pads, layer.in_spatial):
+        counts = [0] * size
+        for row in _axis_taps(out, k, s, d, lo, size, layer.border):
+            for j in row:
+                if j is not None:
+                    counts[j] += 1
+        most *= max(max(counts), 1)
+    return layer.out_per_group * most
+
+
+@dataclass(frozen=True)
+class ConvGradBias(LayerOp):
+    """``conv_grad_bias(dy)``: dy summed over N and the spatial axes."""
+
+    def normalize(self, shapes, dtypes, kwargs) -> dict:
+        params = _check_kwargs(self.name, self.defaults, kwargs)
+        if len(shapes) != 1 or len(dtypes) != 1:
+            raise ValueError(f"conv_grad_bias takes one array dy, got {len(shapes)} shapes")
+        if not 3 <= len(shapes[0]) <= 5:
+            raise ValueError(f"dy must have 3 to 5 dimensions (N, O, *spatial), got shape "
+                             f"{tuple(shapes[0])}")
+        _check_arrays(self.arrays, shapes, dtypes)
+        return params
+
+    def output_shape(self, spec):
+        return (spec.shapes[0][1],)
+
+    def oracle(self, spec, arrays):
+        return ref.conv_grad_bias(*arrays)
+
+    def oracle_at(self, spec, arrays, index):
+        (o,) = index
+        return ref.conv_grad_bias(arrays[0][:, o:o + 1])[0]
+
+    def terms(self, spec):
+        shape = spec.shapes[0]
+        return shape[0] * math.prod(shape[2:])
+
+    def work(self, spec):
+        return _units(math.prod(spec.shapes[0]) * _US["grad_bias"])
+
+    def border_zones(self, spec):
+        return ((0, 0),)
+
+
+_CONV_DEFAULTS = (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1),
+                  ("border", "constant"), ("cval", 0.0))
+_TRANSPOSE_DEFAULTS = (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1),
+                       ("groups", 1))
+
+OPS = {
+    "conv": Conv("conv", ("x", "w", "bias"), _CONV_DEFAULTS),
+    "conv_transpose": ConvTranspose("conv_transpose", ("x", "w", "bias"), _TRANSPOSE_DEFAULTS),
+    "conv_grad_input": ConvGrad("conv_grad_input", ("dy", "w"),
+                                (("input_shape", None),) + _CONV_DEFAULTS),
+    "conv_grad_weight": ConvGrad("conv_grad_weight", ("x", "dy"),
+                                 (("weight_shape", None),) + _CONV_DEFAULTS,
+                                 shape_param="weight_shape"),
+    "conv_grad_bias": ConvGradBias("conv_grad_bias", ("dy",), ()),
+}
