@@ -133,7 +133,7 @@ def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
     print(bench_table(rows))
     if not args.no_save:
         path = results.save_run(rows, suite=suite_name, machine=machine.metadata(n),
-                                protocol=vars(protocol), command=" ".join(["convbench"] + sys.argv[1:]),
+                                protocol=vars(protocol), command=" ".join(["convbench"] + args.argv),
                                 directory=args.results_dir)
         print(f"saved {path}")
     failed = [r for r in rows if r["status"] in ("FAIL", "error")]
@@ -164,6 +164,13 @@ def cmd_run(args) -> int:
     _, code = _bench(args, "quick", ops)
     print(f"convbench run finished in {time.perf_counter() - started:.1f} s")
     return EXIT_FAIL if report.failures else code
+
+
+def cmd_gate(args) -> int:
+    """The CI regression gate (convbench/gate.py): 0 pass, 1 slower, 2 wrong, 3 harness error."""
+    from convbench import gate
+
+    return gate.run_args(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -197,11 +204,20 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-save", action="store_true", help="do not write results/runs/*.json")
         sp.add_argument("--results-dir", default=None, help="where run files go (default results/runs)")
         sp.set_defaults(func=fn)
+
+    from convbench import gate
+
+    sp = sub.add_parser("gate", help="CI regression gate: verify, time, compare with a baseline")
+    gate.add_arguments(sp)
+    sp.error = lambda message: sp.exit(gate.EXIT_HARNESS, f"convbench gate: error: {message}\n")
+    sp.set_defaults(func=cmd_gate)
     return p
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (ValueError, TypeError) as exc:

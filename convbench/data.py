@@ -76,6 +76,8 @@ def make_array(recipe: str, shape, dtype, rng: np.random.Generator) -> np.ndarra
     random      standard normal (floats) or uniform over the dtype's range (integers)
     ones        all ones
     nonfinite   random with NaN, +inf and -inf planted (placement must be preserved)
+    ties        integer values -4..-1: every window holds equal values (which one a max
+                pool picks matters), and all are negative (padding must read as -inf)
     <kernel>    a named 3x3 kernel (identity, emboss, sharpen, edge, sobel), stacked to rank
     box         normalised box filter
     gauss<s>    sampled Gaussian with sigma s, e.g. gauss5
@@ -87,6 +89,8 @@ def make_array(recipe: str, shape, dtype, rng: np.random.Generator) -> np.ndarra
         return _random(shape, dtype, rng)
     if recipe == "ones":
         return np.ones(shape, dtype)
+    if recipe == "ties":
+        return rng.integers(-4, 0, size=shape).astype(dtype)
     if recipe == "nonfinite":
         a = _random(shape, dtype, rng)
         flat = a.reshape(-1)
@@ -96,6 +100,8 @@ def make_array(recipe: str, shape, dtype, rng: np.random.Generator) -> np.ndarra
         return a
     if recipe in NAMED_KERNELS:
         k = np.asarray(NAMED_KERNELS[recipe], dtype=np.float64)
+        if len(shape) < 2 or shape[:2] != k.shape:
+            raise ValueError(f"kernel {recipe!r} is 3x3: it fills shapes (3, 3, ...), not {shape}")
         return np.broadcast_to(k.reshape(k.shape + (1,) * (len(shape) - 2)), shape).astype(dtype)
     if recipe == "box":
         return np.full(shape, 1.0 / math.prod(shape)).astype(dtype)
@@ -103,7 +109,9 @@ def make_array(recipe: str, shape, dtype, rng: np.random.Generator) -> np.ndarra
         return gaussian_kernel(shape, float(recipe[5:])).astype(dtype)
     if recipe in GRAY_PHOTOS + RGB_PHOTOS:
         img = photo(recipe)
-        reps = [math.ceil(n / m) for n, m in zip(shape, img.shape)] + [1] * (len(shape) - img.ndim)
-        img = np.tile(img.reshape(img.shape + (1,) * (len(shape) - img.ndim)), reps)
+        if len(shape) < img.ndim:  # an RGB photo as a 2-D image: its luma (ITU-R BT.601)
+            img = np.rint(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+        img = img.reshape(img.shape + (1,) * (len(shape) - img.ndim))
+        img = np.tile(img, [math.ceil(n / m) for n, m in zip(shape, img.shape)])
         return np.ascontiguousarray(img[tuple(slice(0, n) for n in shape)]).astype(dtype)
     raise ValueError(f"unknown data recipe {recipe!r}")

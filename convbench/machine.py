@@ -24,19 +24,25 @@ def threads(n: int | None):
     saved = {}
     stack = contextlib.ExitStack()
     try:
+        # read torch's and OpenCV's counts before threadpoolctl lowers OpenMP's (torch reads it)
+        if "torch" in sys.modules:
+            saved["torch"] = sys.modules["torch"].get_num_threads()
+        if "cv2" in sys.modules:
+            saved["cv2"] = sys.modules["cv2"].getNumThreads()
         try:
             from threadpoolctl import threadpool_limits
 
             stack.enter_context(threadpool_limits(limits=n))
         except ImportError:
             pass
-        if "torch" in sys.modules:
-            torch = sys.modules["torch"]
-            saved["torch"] = torch.get_num_threads()
-            torch.set_num_threads(n)
-        if "cv2" in sys.modules:
-            saved["cv2"] = sys.modules["cv2"].getNumThreads()
+        if "torch" in saved:
+            sys.modules["torch"].set_num_threads(n)
+        if "cv2" in saved:
             sys.modules["cv2"].setNumThreads(n)
+        if "numba" in sys.modules:
+            numba = sys.modules["numba"]
+            saved["numba"] = numba.get_num_threads()
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
         saved["runtime"] = candidates.runtime._threads
         candidates.runtime.set_threads(n)
         yield n
@@ -46,6 +52,8 @@ def threads(n: int | None):
             sys.modules["torch"].set_num_threads(saved["torch"])
         if "cv2" in saved:
             sys.modules["cv2"].setNumThreads(saved["cv2"])
+        if "numba" in saved:
+            sys.modules["numba"].set_num_threads(saved["numba"])
         candidates.runtime.set_threads(saved.get("runtime"))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -17,6 +18,9 @@ def write_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide run files from other users
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -40,8 +44,21 @@ def save_run(rows: list[dict], *, suite: str, machine: dict, protocol: dict, com
         path = directory / f"{stamp}-{suite}-{n}.json"
     doc = {"schema": SCHEMA, "version": VERSION, "created": stamp, "suite": suite,
            "command": command, "machine": machine, "protocol": protocol, "rows": rows}
-    write_atomic(path, json.dumps(doc, indent=1, default=_jsonable) + "\n")
+    write_atomic(path, json.dumps(_finite(doc), indent=1, default=_jsonable, allow_nan=False) + "\n")
     return path
+
+
+def _finite(value):
+    """NaN/inf become null: run files are strict JSON (jq, JavaScript read them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and not hasattr(value, "__len__"):
+        return _finite(value.item())
+    return value
 
 
 def _jsonable(value):

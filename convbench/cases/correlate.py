@@ -97,7 +97,7 @@ def image_sweep_cases(op: str = "correlate") -> list[Case]:
     for sigma, k in ((1, 7), (5, 31), (20, 63)):
         cases.append(image_case(op, (1024, 1024), (k, k), "float32", data=("random", f"gauss{sigma}"),
                                 border="symmetric", name="sweep"))
-    for border in BORDERS:
+    for border in BORDERS[1:]:  # constant is in the kernel-size loop
         cases.append(image_case(op, (1024, 1024), (7, 7), "float32", border=border, name="sweep"))
     for shape in ((1, 31), (31, 1)):
         cases.append(image_case(op, (1024, 1024), shape, "float32", border="edge", name="sweep"))

@@ -21,6 +21,7 @@ import numpy as np
 
 from convbench.ops import Operation, shape_str, short_dtype
 from refimpl import conv as ref
+from refimpl.geometry import as_tuple
 from refimpl.pad import canonical_border, source_index
 
 DTYPES = ("float16", "float32", "float64")
@@ -248,7 +249,7 @@ def _transpose_axes(spec):
     x_shape, w_shape = spec.shapes[0], spec.shapes[1]
     n = len(x_shape) - 2
     kw = spec.kwargs
-    per_axis = [ref.as_tuple(kw[key], n, key) for key in ("stride", "dilation", "padding")]
+    per_axis = [as_tuple(kw[key], n, key) for key in ("stride", "dilation", "padding")]
     return list(zip(x_shape[2:], w_shape[2:], *per_axis))
 
 
@@ -363,8 +364,8 @@ class ConvGrad(LayerOp):
         padded = layer.batch * layer.in_channels * math.prod(
             n + lo + hi for n, (lo, hi) in zip(layer.in_spatial, layer.pads))
         outputs = math.prod(spec.kwargs["weight_shape"])
-        return _units(outputs * (_US["grad_weight_output"] + _US["grad_weight_term"] * self.terms(spec))
-                      + padded * _US["pad"])
+        per_output = _US["grad_weight_output"] + _US["grad_weight_term"] * self.terms(spec)
+        return _units(outputs * per_output + padded * _US["pad"])
 
     def border_zones(self, spec):
         layer = self.layer(spec)
@@ -378,15 +379,12 @@ class ConvGrad(LayerOp):
                 zones.append((sum(1 for r in range(k) if r * d - lo < 0),
                               sum(1 for r in range(k) if (out - 1) * s + r * d - lo >= size)))
             else:
-                # input samples whose sum differs from the interior pattern: those a tap misses
-                # near the ends, and those the border folds back onto (wrap folds the low
-                # border onto the high end and the other way round)
-                taps = _axis_taps(out, k, s, d, lo, size, layer.border)
-                sources = {j for row in taps for j in row if j is not None}
-                reach = max(lo, hi) if layer.border == "wrap" else None
-                low = min(size, (k - 1) * d + s + (reach if reach is not None else lo))
-                high = min(size, (k - 1) * d + s + (reach if reach is not None else hi))
-                del sources
+                # input samples whose sum differs from the interior pattern: those that a tap
+                # misses near the ends, plus those the border folds back onto (wrap folds the
+                # low border onto the high end and the other way round)
+                near = (k - 1) * d + s
+                reach_lo, reach_hi = (max(lo, hi),) * 2 if layer.border == "wrap" else (lo, hi)
+                low, high = min(size, near + reach_lo), min(size, near + reach_hi)
                 zones.append((low, high))
         return tuple(zones)
 

@@ -1,0 +1,474 @@
+"""The CI regression gate: ``convbench gate``.
+
+Runs a gate suite (a handful of cases x every available candidate), verifies every
+candidate on every case against the oracle, times the ones that pass together with a fixed
+reference workload, and compares each candidate's time with a committed baseline.
+
+Normalisation: within one case, the candidates and the reference workload are timed
+interleaved sample by sample (convbench.timing.measure), and every candidate sample is
+divided by the reference sample taken next to it. A machine that is uniformly slower
+today (another tenant, a slower host of the same kind) moves both and cancels out.
+
+A slowdown is flagged only when both hold:
+  * effect: median(normalised now) / median(normalised baseline) - 1 > min_effect (0.25), and
+  * significance: one-sided Mann-Whitney U test of the normalised samples (now greater than
+    baseline) with p < alpha (0.01). The baseline stores every per-sample time for this.
+
+Exit codes (each run prints a one-line reason, then a table):
+  0 pass; 1 slower; 2 wrong result (a candidate failed verification or crashed: this wins
+  over 1); 3 harness or usage error (missing or corrupt baseline, unknown suite, ...).
+
+Baselines live in results/baselines/<kind>.json, one per machine kind. The kind is
+``<cpu model>-<n>c`` in lower case with runs of non-alphanumerics turned into '-', e.g.
+"AMD EPYC" with 2 cores -> ``amd-epyc-2c``; with a GPU, ``-<gpu name>`` is appended.
+``--update-baseline`` measures and writes the baseline atomically (never when a candidate
+is wrong).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+EXIT_PASS, EXIT_SLOWER, EXIT_WRONG, EXIT_HARNESS = 0, 1, 2, 3
+SCHEMA = "convbench-gate-baseline"
+VERSION = 1
+BASELINES_DIR = Path(__file__).resolve().parent.parent / "results" / "baselines"
+DEFAULT_MIN_EFFECT = 0.25
+DEFAULT_ALPHA = 0.01
+DEFAULT_SAMPLES = 15
+REFERENCE = "reference"
+
+
+class GateError(Exception):
+    """A harness or usage error: exit 3 with this message as the reason."""
+
+
+# ------------------------------------------------------------------------------ suites
+
+# (op, catalogue suite, workload name): the gate's cases, picked from the catalogue by name
+# so they stay the same when a suite grows. Every other op with a "quick" suite adds its
+# first quick case, so a family joins the gate when its cases land.
+GATE_CASES = (
+    ("correlate", "quick", "camera-sharpen"),
+    ("correlate", "quick", "camera-gauss-u8"),
+    ("correlate", "quick", "seed-rgb-filters"),
+    ("correlate", "quick", "seed-fft-1k"),
+    ("convolve", "quick", "camera-sharpen"),
+)
+
+
+def _gate_cases():
+    from convbench import registry
+    from convbench.cases import all_suites, suite
+
+    cases = []
+    for op, suite_name, name in GATE_CASES:
+        cases.extend(c for c in suite(suite_name, op) if c.name == name)
+    listed = {op for op, _, _ in GATE_CASES}
+    quick = all_suites().get("quick", {})
+    for op in registry.ops():
+        if op not in listed and op in quick:
+            cases.extend(suite("quick", op)[:1])
+    return cases
+
+
+def _tiny_cases():
+    from convbench.cases import make_case
+
+    return [make_case("correlate", [(192, 192), (3, 3)], "float32", border="symmetric",
+                      name="gate-tiny")]
+
+
+# suite name -> case builder. "tiny" is for the gate's own tests and smoke runs.
+SUITES: dict[str, Callable] = {"gate": _gate_cases, "tiny": _tiny_cases}
+
+
+def suite_cases(name: str):
+    if name not in SUITES:
+        raise GateError(f"unknown gate suite {name!r}; accepted: {', '.join(SUITES)}")
+    cases = SUITES[name]()
+    if not cases:
+        raise GateError(f"gate suite {name!r} has no cases in this checkout")
+    return cases
+
+
+# ------------------------------------------------------------------- machine kind
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def machine_kind(meta: dict | None = None) -> str:
+    """``<cpu model>-<cores>c[-<gpu>]`` (see the module docstring)."""
+    if meta is None:
+        from convbench import machine
+
+        meta = machine.metadata()
+    kind = f"{_slug(meta.get('cpu') or 'cpu')}-{meta.get('cores') or 0}c"
+    gpu = meta.get("gpu")
+    if gpu:
+        kind += f"-{_slug(gpu['name'])}"
+    return kind
+
+
+def default_baseline(kind: str | None = None) -> Path:
+    return BASELINES_DIR / f"{kind or machine_kind()}.json"
+
+
+# -------------------------------------------------------------------- reference
+
+
+def reference_workload() -> Callable[[], object]:
+    """A fixed scipy.ndimage filter (single-threaded C, memory and arithmetic like the
+    candidates): 256 x 256 float64 image, 5 x 5 kernel, a few milliseconds."""
+    import numpy as np
+    from scipy import ndimage
+
+    rng = np.random.default_rng(20240601)
+    image = rng.standard_normal((256, 256))
+    kernel = rng.standard_normal((5, 5))
+
+    def reference():
+        return ndimage.correlate(image, kernel, mode="reflect")
+
+    return reference
+
+
+# --------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Entry:
+    """One candidate on one case: its verdict and (when it passed) its samples."""
+
+    op: str
+    case: str
+    candidate: str
+    status: str                     # pass, FAIL, error, unsupported, unavailable
+    detail: str = ""
+    seconds: list[float] = field(default_factory=list)
+    reference: list[float] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.op}/{self.case}/{self.candidate}"
+
+    @property
+    def normalized(self) -> list[float]:
+        return [s / r for s, r in zip(self.seconds, self.reference)]
+
+
+def measure_suite(cases, candidate_names=None, samples: int = DEFAULT_SAMPLES,
+                  sample_s: float = 0.02, progress=None) -> list[Entry]:
+    """Verify every candidate on every case, then time the passing ones interleaved with
+    the reference workload."""
+    from convbench import registry
+    from convbench import verification as v
+    from convbench.bench import _bind
+    from convbench.timing import Protocol, measure
+
+    protocol = Protocol(warmup_s=0.05, sample_s=sample_s, samples=samples)
+    reference = reference_workload()
+    entries = []
+    for case in cases:
+        op = case.spec.op
+        try:
+            candidates = registry.candidates(op, candidate_names)
+        except ValueError:  # none of the named candidates serves this op
+            candidates = []
+        timed = {}
+        for candidate in candidates:
+            skip = v.skip_reason(candidate, case)
+            if skip:
+                entries.append(Entry(op, case.id, candidate.name, skip[0], skip[1]))
+                continue
+            try:
+                native = v.native_inputs(candidate, case)
+                with v.time_limit(v.CALL_TIMEOUT_S):
+                    out = v.call(candidate, case, native)
+                row = v.check_output(candidate, case, out)
+                del out
+            except Exception as exc:  # a crashing candidate fails its own row
+                entries.append(Entry(op, case.id, candidate.name, "error",
+                                     f"{type(exc).__name__}: {exc}"))
+                continue
+            entry = Entry(op, case.id, candidate.name, row.status, row.detail)
+            entries.append(entry)
+            if row.status == "pass":
+                timed[candidate.name] = (entry, _bind(candidate, case, candidate.function(),
+                                                      native, case.spec))
+        if timed:
+            fns = {REFERENCE: reference}
+            fns.update({name: call for name, (_, call) in timed.items()})
+            timings = measure(fns, protocol)
+            for name, (entry, _) in timed.items():
+                entry.seconds = list(timings[name].samples)
+                entry.reference = list(timings[REFERENCE].samples)
+        if progress:
+            progress(case.id)
+    return entries
+
+
+# -------------------------------------------------------------------- comparing
+
+
+@dataclass
+class Verdict:
+    key: str
+    status: str          # ok, SLOWER, faster, WRONG, new, missing, skipped
+    ratio: float = math.nan
+    p: float = math.nan
+    now: float = math.nan        # median seconds now
+    base: float = math.nan       # median seconds in the baseline
+    detail: str = ""
+
+
+def _median(xs) -> float:
+    return statistics.median(xs) if xs else math.nan
+
+
+def compare(entries: list[Entry], baseline: dict, min_effect: float = DEFAULT_MIN_EFFECT,
+            alpha: float = DEFAULT_ALPHA) -> list[Verdict]:
+    from scipy.stats import mannwhitneyu
+
+    base_entries = baseline["entries"]
+    verdicts, seen = [], set()
+    for e in entries:
+        seen.add(e.key)
+        if e.status in ("FAIL", "error"):
+            verdicts.append(Verdict(e.key, "WRONG", detail=f"{e.status}: {e.detail}"))
+            continue
+        if e.status != "pass":
+            verdicts.append(Verdict(e.key, "skipped", detail=f"{e.status}: {e.detail}"))
+            continue
+        now = e.normalized
+        base = base_entries.get(e.key)
+        if base is None:
+            verdicts.append(Verdict(e.key, "new", now=_median(e.seconds),
+                                    detail="not in the baseline (run --update-baseline)"))
+            continue
+        before = [s / r for s, r in zip(base["seconds"], base["reference"])]
+        ratio = _median(now) / _median(before)
+        slower_p = float(mannwhitneyu(now, before, alternative="greater").pvalue)
+        faster_p = float(mannwhitneyu(now, before, alternative="less").pvalue)
+        status, p = "ok", slower_p
+        if ratio - 1 > min_effect and slower_p < alpha:
+            status = "SLOWER"
+        elif 1 / ratio - 1 > min_effect and faster_p < alpha:
+            status, p = "faster", faster_p
+        verdicts.append(Verdict(e.key, status, ratio, p, _median(e.seconds),
+                                _median(base["seconds"])))
+    for key in base_entries:
+        if key not in seen:
+            verdicts.append(Verdict(key, "missing", detail="in the baseline, not measured in this run"))
+    return verdicts
+
+
+# -------------------------------------------------------------------- baseline file
+
+
+def baseline_document(entries: list[Entry], suite: str, kind: str, meta: dict,
+                      samples: int) -> dict:
+    return {
+        "schema": SCHEMA, "version": VERSION, "suite": suite, "kind": kind,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": meta, "samples": samples,
+        "reference": "scipy.ndimage.correlate 256x256 float64, 5x5 kernel, mode='reflect'",
+        "entries": {e.key: {"seconds": e.seconds, "reference": e.reference,
+                            "median_normalized": _median(e.normalized)}
+                    for e in entries if e.status == "pass" and e.seconds},
+    }
+
+
+def load_baseline(path: Path, suite: str) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise GateError(f"no baseline at {path} (machine kind {path.stem}): "
+                        f"run `convbench gate --suite {suite} --update-baseline` on this kind of machine")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GateError(f"corrupt baseline {path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise GateError(f"corrupt baseline {path}: not a {SCHEMA} file")
+    if doc.get("version") != VERSION:
+        raise GateError(f"baseline {path} has version {doc.get('version')}; this gate reads {VERSION}")
+    if doc.get("suite") != suite:
+        raise GateError(f"baseline {path} is for suite {doc.get('suite')!r}, not {suite!r}")
+    entries = doc.get("entries")
+    if not isinstance(entries, dict):
+        raise GateError(f"corrupt baseline {path}: no entries")
+    for key, value in entries.items():
+        ok = (isinstance(value, dict) and isinstance(value.get("seconds"), list)
+              and isinstance(value.get("reference"), list)
+              and len(value["seconds"]) == len(value["reference"]) >= 3
+              and all(isinstance(x, (int, float)) and x > 0 for x in value["seconds"] + value["reference"]))
+        if not ok:
+            raise GateError(f"corrupt baseline {path}: entry {key!r} lacks positive per-sample times")
+    return doc
+
+
+# ------------------------------------------------------------------------ report
+
+
+def format_report(verdicts: list[Verdict]) -> str:
+    from convbench.table import format_seconds, format_table
+
+    order = {"WRONG": 0, "SLOWER": 1, "missing": 2, "new": 3, "faster": 4, "ok": 5, "skipped": 6}
+    rows = []
+    for vd in sorted(verdicts, key=lambda vd: (order.get(vd.status, 9), vd.key)):
+        rows.append({
+            "status": vd.status, "op/case/candidate": vd.key,
+            "now": format_seconds(vd.now), "baseline": format_seconds(vd.base),
+            "ratio": "" if math.isnan(vd.ratio) else f"{vd.ratio:.2f}x",
+            "p": "" if math.isnan(vd.p) else f"{vd.p:.2g}",
+            "note": vd.detail[:80],
+        })
+    return format_table(rows, align_right=("now", "baseline", "ratio", "p"))
+
+
+def decide(verdicts: list[Verdict], min_effect: float, alpha: float) -> tuple[int, str]:
+    wrong = [vd for vd in verdicts if vd.status == "WRONG"]
+    slower = [vd for vd in verdicts if vd.status == "SLOWER"]
+    compared = [vd for vd in verdicts if vd.status in ("ok", "SLOWER", "faster")]
+    if wrong:
+        names = ", ".join(vd.key for vd in wrong[:3]) + (" ..." if len(wrong) > 3 else "")
+        return EXIT_WRONG, f"FAIL (wrong result): {len(wrong)} candidate(s) failed verification: {names}"
+    if slower:
+        worst = max(slower, key=lambda vd: vd.ratio)
+        return EXIT_SLOWER, (f"FAIL (slower): {len(slower)} of {len(compared)} timings slower than the "
+                             f"baseline by > {min_effect:.0%} with p < {alpha:g}; worst {worst.key} "
+                             f"{worst.ratio:.2f}x")
+    if not compared:
+        return EXIT_HARNESS, "ERROR: nothing was compared with the baseline (no timed candidate in it)"
+    return EXIT_PASS, (f"PASS: {len(compared)} timings within {min_effect:.0%} of the baseline "
+                       f"(or not significant at p < {alpha:g})")
+
+
+# ----------------------------------------------------------------------- running
+
+
+def _check_names(names) -> None:
+    if not names:
+        return
+    from convbench import registry
+
+    known = {c.name for op in registry.ops() for c in registry.candidates(op)}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise GateError(f"unknown candidate(s) {unknown}; accepted: {', '.join(sorted(known))}")
+
+
+def _import_gpu_library() -> None:
+    """The machine kind names the GPU, which machine.metadata reads through torch: import it
+    (when installed) before asking, so the kind is the same before and after a run."""
+    try:
+        import torch  # noqa: F401
+    except Exception:
+        pass
+
+
+def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = False,
+        min_effect: float = DEFAULT_MIN_EFFECT, alpha: float = DEFAULT_ALPHA,
+        samples: int = DEFAULT_SAMPLES, candidates=None, sample_s: float = 0.02,
+        threads: int | None = None, out=None) -> int:
+    """The gate; returns the exit code and prints the reason and the table to ``out``."""
+    out = out or sys.stdout
+
+    def say(text=""):
+        print(text, file=out)
+
+    try:
+        if not min_effect > 0:
+            raise GateError(f"--min-effect must be > 0, got {min_effect}")
+        if not 0 < alpha < 1:
+            raise GateError(f"--alpha must be in (0, 1), got {alpha}")
+        if samples < 7:
+            raise GateError(f"--samples must be >= 7, got {samples}")
+        from convbench import machine
+
+        cases = suite_cases(suite)
+        _check_names(candidates)
+        _import_gpu_library()
+        kind = machine_kind(machine.metadata(threads))
+        path = Path(baseline) if baseline else default_baseline(kind)
+        doc = None if update else load_baseline(path, suite)
+        started = time.perf_counter()
+        with machine.threads(threads) as n:
+            entries = measure_suite(cases, candidates, samples=samples, sample_s=sample_s)
+        seconds = time.perf_counter() - started
+        meta = machine.metadata(n)
+    except GateError as exc:
+        say(f"convbench gate: ERROR (exit {EXIT_HARNESS}): {exc}")
+        return EXIT_HARNESS
+    except ValueError as exc:  # e.g. unknown candidate names
+        say(f"convbench gate: ERROR (exit {EXIT_HARNESS}): {exc}")
+        return EXIT_HARNESS
+
+    if update:
+        wrong = [e for e in entries if e.status in ("FAIL", "error")]
+        verdicts = [Verdict(e.key, "WRONG" if e in wrong else ("baseline" if e.seconds else "skipped"),
+                            now=_median(e.seconds), detail=e.detail if not e.seconds else "")
+                    for e in entries]
+        if wrong:
+            say(f"convbench gate: FAIL (exit {EXIT_WRONG}): {len(wrong)} candidate(s) failed "
+                f"verification; baseline {path} not written")
+            say(format_report(verdicts))
+            return EXIT_WRONG
+        from convbench.results import write_atomic
+
+        document = baseline_document(entries, suite, kind, meta, samples)
+        write_atomic(path, json.dumps(document, indent=1) + "\n")
+        say(f"convbench gate: baseline written to {path} ({len(document['entries'])} timings, "
+            f"suite {suite}, kind {kind}, {seconds:.0f} s)")
+        say(format_report(verdicts))
+        return EXIT_PASS
+
+    verdicts = compare(entries, doc, min_effect, alpha)
+    code, reason = decide(verdicts, min_effect, alpha)
+    say(f"convbench gate: {reason} (exit {code}; suite {suite}, baseline {path}, {seconds:.0f} s)")
+    say(format_report(verdicts))
+    return code
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--suite", default="gate", help=f"gate suite: {', '.join(SUITES)} (default gate)")
+    parser.add_argument("--baseline", default=None,
+                        help="baseline file (default results/baselines/<machine kind>.json)")
+    parser.add_argument("--update-baseline", action="store_true",
+                        help="measure and write the baseline (atomically) instead of comparing")
+    parser.add_argument("--min-effect", type=float, default=DEFAULT_MIN_EFFECT,
+                        help="smallest slowdown that fails, as a fraction (default 0.25 = 25%%)")
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                        help="significance level of the one-sided Mann-Whitney U test (default 0.01)")
+    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
+                        help=f"timed samples per candidate (default {DEFAULT_SAMPLES}, at least 7)")
+    parser.add_argument("--candidate", action="append", help="only these candidates (comma separated)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for every library (default: all cores)")
+
+
+def run_args(args) -> int:
+    names = [n for v in (args.candidate or []) for n in v.split(",") if n] or None
+    return run(suite=args.suite, baseline=args.baseline, update=args.update_baseline,
+               min_effect=args.min_effect, alpha=args.alpha, samples=args.samples,
+               candidates=names, threads=args.threads)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="convbench gate", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

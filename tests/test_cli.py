@@ -1,0 +1,198 @@
+"""The command line: list, verify, bench, run, and its exit codes (0 ok, 1 failure, 3 usage).
+
+Most tests call ``convbench.cli.main([...])`` in-process; two run the real entry point
+(``python -m convbench.cli``) in a subprocess.
+"""
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convbench import cli, registry, results
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ["bench", "--suite", "quick", "--op", "correlate", "--candidate",
+         "shift_add_numpy,filter2d_opencv", "--filter", "camera-sharpen"]
+
+
+def run_main(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_shows_every_op_and_candidate(capsys):
+    code, out, _ = run_main(capsys, "list")
+    assert code == cli.EXIT_OK
+    lines = out.splitlines()
+    for op in registry.ops():
+        for cand in registry.candidates(op):
+            row = [line for line in lines if line.split()[:2] == [op, cand.name]]
+            assert len(row) == 1, f"{op}/{cand.name} not listed once"
+            reason = cand.unavailable()
+            assert ("yes" in row[0].split()) == (reason is None), row[0]
+            if reason:
+                assert "no:" in row[0]
+    for suite in ("small", "quick", "seed", "images", "real"):
+        assert any(line.startswith(suite + " ") for line in lines), suite
+
+
+def test_list_survives_an_unimportable_module(capsys, monkeypatch):
+    monkeypatch.setitem(registry.CANDIDATES, "correlate",
+                        {**registry.CANDIDATES["correlate"],
+                         "ghost_numpy": "candidates.correlate.ghost_numpy"})
+    code, out, _ = run_main(capsys, "list", "--op", "correlate")
+    assert code == cli.EXIT_OK
+    ghost = [line for line in out.splitlines() if "ghost_numpy" in line.split()[:2]]
+    assert ghost and "no:" in ghost[0]
+
+
+def test_verify_passes(capsys):
+    code, out, _ = run_main(capsys, "verify", "--op", "correlate", "--candidate", "ndimage_scipy")
+    assert code == cli.EXIT_OK
+    assert "PASSED" in out and "FAILED" not in out
+    assert "x 1 candidates" in out
+
+
+def test_verify_all_rows(capsys):
+    code, out, _ = run_main(capsys, "verify", "--op", "convolve", "--candidate", "shift_add_numpy",
+                            "--filter", "x9x8-w3x3", "--all-rows")
+    assert code == cli.EXIT_OK
+    assert out.count("shift_add_numpy") >= 5 and "PASSED" in out
+
+
+def test_verify_failure_exits_1(capsys, monkeypatch):
+    import numpy as np
+
+    import candidates.correlate.shift_add_numpy as sa
+
+    monkeypatch.setattr(sa, "correlate", lambda x, w, **kw: np.zeros(x.shape))
+    code, out, _ = run_main(capsys, "verify", "--op", "correlate", "--candidate", "shift_add_numpy",
+                            "--filter", "x8x7-w3x3")
+    assert code == cli.EXIT_FAIL
+    assert "FAILED" in out and "FAIL" in out
+
+
+def test_filter_matching_nothing_exits_3(capsys):
+    code, out, err = run_main(capsys, "verify", "--op", "correlate", "--filter", "no-such-case")
+    assert code == cli.EXIT_USAGE
+    assert len(err.strip().splitlines()) == 1 and "no cases" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,named,accepted", [
+    (["verify", "--op", "corelate"], "corelate", "correlate"),
+    (["verify", "--op", "correlate", "--candidate", "nope"], "nope", "shift_add_numpy"),
+    (["bench", "--suite", "nosuite", "--op", "correlate", "--no-save"], "nosuite", "quick"),
+    (["verify", "--op", "correlate", "--cases", "nosuite"], "nosuite", "small"),
+])
+def test_unknown_names_exit_3(capsys, argv, named, accepted):
+    code, out, err = run_main(capsys, *argv)
+    assert code == cli.EXIT_USAGE
+    assert named in err and "accepted" in err and accepted in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--protocol", "slowest"])
+    assert exc.value.code != 0
+
+
+def _table_rows(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("camera-sharpen")]
+
+
+def test_bench_table(capsys, tmp_path):
+    code, out, _ = run_main(capsys, *BENCH, "--no-save", "--results-dir", str(tmp_path))
+    assert code == cli.EXIT_OK
+    header = out.splitlines()[0].split()
+    assert {"case", "candidate", "verified", "median", "IQR", "ratio"} <= set(header)
+    rows = _table_rows(out)
+    assert len(rows) == 2
+    assert sum("1.00x" in r for r in rows) == 1
+    assert all("pass (" in r for r in rows)
+    assert "saved" not in out and list(tmp_path.iterdir()) == []
+
+
+def test_bench_writes_a_run_file(capsys, tmp_path):
+    code, out, _ = run_main(capsys, *BENCH, "--results-dir", str(tmp_path), "--threads", "1")
+    assert code == cli.EXIT_OK
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1 and f"saved {files[0]}" in out
+    frame = results.load_frame(files)
+    assert len(frame) == 2
+    assert set(frame["candidate"]) == {"shift_add_numpy", "filter2d_opencv"}
+    assert (frame["status"] == "pass").all()
+    assert (frame["ratio"] >= 1.0).all() and (frame["ratio"] == 1.0).sum() == 1
+    assert frame["median"].notna().all()
+    doc = results.load_run(files[0])
+    assert doc["suite"] == "quick" and doc["machine"]["threads"] == 1
+    assert doc["protocol"]["samples"] >= 7
+
+
+def test_run_file_records_the_command(capsys, tmp_path):
+    run_main(capsys, *BENCH, "--results-dir", str(tmp_path))
+    doc = results.load_run(next(tmp_path.glob("*.json")))
+    assert doc["command"] == "convbench " + " ".join(BENCH + ["--results-dir", str(tmp_path)])
+
+
+def test_run_file_is_world_readable(capsys, tmp_path):
+    run_main(capsys, *BENCH, "--results-dir", str(tmp_path))
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mode = next(tmp_path.glob("*.json")).stat().st_mode
+    assert mode & 0o777 == 0o666 & ~umask  # as open() would have made it
+
+
+def test_bench_failure_has_no_timing(capsys, tmp_path, monkeypatch):
+    import numpy as np
+
+    import candidates.correlate.shift_add_numpy as sa
+
+    monkeypatch.setattr(sa, "correlate", lambda x, w, **kw: np.zeros(x.shape, np.float32))
+    code, out, _ = run_main(capsys, *BENCH, "--results-dir", str(tmp_path))
+    assert code == cli.EXIT_FAIL
+    wrong = [r for r in _table_rows(out) if "shift_add_numpy" in r]
+    assert wrong and "FAIL" in wrong[0]
+    assert not re.search(r"\d\.\d\dx|\d (s|ms|us|ns)\b", wrong[0]), wrong[0]  # no ratio, no time
+    right = [r for r in _table_rows(out) if "filter2d_opencv" in r]
+    assert re.search(r"\d\.\d\dx", right[0]), right[0]
+    frame = results.load_frame(list(tmp_path.glob("*.json")))
+    row = frame[frame["candidate"] == "shift_add_numpy"].iloc[0]
+    assert row["status"] == "FAIL" and math.isnan(row["median"])
+
+
+def test_run_main_job(capsys, tmp_path):
+    code, out, _ = run_main(capsys, "run", "--op", "correlate", "--candidate", "filter2d_opencv",
+                            "--results-dir", str(tmp_path))
+    assert code == cli.EXIT_OK
+    assert "verification on" in out and "PASSED" in out
+    assert "ratio" in out.splitlines()[out.splitlines().index("") + 1]
+    assert "finished in" in out.splitlines()[-1]
+    assert len(list(tmp_path.glob("*-quick.json"))) == 1
+
+
+def _entry_point(*argv):
+    return subprocess.run([sys.executable, "-m", "convbench.cli", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_entry_point_verify():
+    proc = _entry_point("verify", "--op", "correlate", "--candidate", "ndimage_scipy")
+    assert proc.returncode == 0, proc.stderr
+    assert "PASSED" in proc.stdout
+
+
+def test_entry_point_usage_error():
+    proc = _entry_point("verify", "--op", "correlate", "--candidate", "nope")
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("convbench verify: unknown candidate") and "accepted" in proc.stderr
+    assert "Traceback" not in proc.stderr
