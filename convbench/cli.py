@@ -63,7 +63,7 @@ def cmd_list(args) -> int:
     rows = []
     for c in _candidates(args, _ops(args)):
         reason = c.unavailable()
-        via = f" (reversed kernel through {c.reused_from})" if c.reused_from else ""
+        via = f" (through {c.reused_from})" if c.reused_from else ""
         device = "" if reason and "cannot be imported" in reason else c.device
         rows.append({"op": c.op, "candidate": c.name, "device": device,
                      "available": reason.replace("unavailable: ", "no: ") if reason else "yes",

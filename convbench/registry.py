@@ -10,8 +10,6 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from convbench import arrays as xp
-from refimpl.geometry import convolve_as_correlate_origin
 
 # op -> candidate name -> module. Order is the listing order.
 # A module serving several ops defines one function per op (conv, conv_grad_input, ...).
@@ -55,7 +53,7 @@ class Candidate:
     module_path: str | None = None
     fn: Callable | None = None          # a user's function with the op's signature
     error: str | Callable = "direct"    # the user's error model ('direct' unless told)
-    reused_from: str | None = None      # correlate, for convolve on the reversed kernel
+    reused_from: str | None = None      # "correlate": run a correlate candidate (op.correlate_call)
     _module: object = field(default=None, repr=False)
 
     @property
@@ -105,22 +103,27 @@ class Candidate:
         if self.fn is not None:
             return self.fn
         fn = getattr(self.module, self.reused_from or self.op)
-        return _on_reversed_kernel(fn) if self.reused_from else fn
+        if not self.reused_from:
+            return fn
+        from convbench.ops import get_op
+
+        return _through(get_op(self.op), fn)
 
     @property
     def key(self) -> str:
         return f"{self.op}/{self.name}"
 
 
-def _on_reversed_kernel(correlate: Callable) -> Callable:
-    """convolve(x, w, origin) = correlate(x, reversed w, origin') (geometry gives origin')."""
+def _through(operation, correlate: Callable) -> Callable:
+    """The op's call rewritten as a correlate call (the op says how: reversed kernel for
+    convolve, a sampled kernel for gaussian) and handed to a correlate candidate."""
 
     @functools.wraps(correlate)
-    def convolve(x, w, *, padding="same", origin=0, **kwargs):
-        origin = convolve_as_correlate_origin(tuple(w.shape), padding, origin)
-        return correlate(x, xp.flip(w), padding=padding, origin=origin, **kwargs)
+    def call(*arrays, **kwargs):
+        arrays, kwargs = operation.correlate_call(arrays, kwargs)
+        return correlate(*arrays, **kwargs)
 
-    return convolve
+    return call
 
 
 @functools.lru_cache(maxsize=None)

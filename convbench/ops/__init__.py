@@ -92,6 +92,11 @@ class Operation:
         """The spec a reused correlate candidate sees (identity for other ops)."""
         return spec
 
+    def correlate_call(self, arrays, kwargs):
+        """(arrays, kwargs) of the correlate call that computes this op, for ops whose
+        registry entry reuses the correlate candidates (see registry.REUSED)."""
+        raise NotImplementedError(f"{self.name} is not computed through correlate")
+
     def work(self, spec) -> float:
         """Multiply-adds of the direct algorithm (for the cost of the oracle, GFLOP)."""
         return float(np.prod(self.output_shape(spec))) * self.terms(spec)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convbench import arrays as xp
 from convbench.ops import Operation
 from refimpl import correlate as ref_correlate
 from refimpl.geometry import convolve_as_correlate_origin
@@ -68,6 +69,13 @@ class ImageFilter(Operation):
     def fft_sizes(self, spec):
         padded = [n + lo + hi for n, (lo, hi) in zip(spec.shapes[0], self.pads(spec))]
         return math.prod(padded), math.prod(p + k - 1 for p, k in zip(padded, spec.shapes[1]))
+
+    def correlate_call(self, arrays, kwargs):
+        """convolve(x, w, origin) = correlate(x, reversed w, origin'); geometry gives origin'."""
+        x, w = arrays
+        origin = convolve_as_correlate_origin(tuple(w.shape), kwargs.get("padding", "same"),
+                                              kwargs.get("origin", 0))
+        return (x, xp.flip(w)), {**kwargs, "origin": origin}
 
     def as_correlate(self, spec):
         if not self.convolve:
