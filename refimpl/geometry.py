@@ -21,7 +21,7 @@ def as_tuple(value, n: int, name: str) -> tuple[int, ...]:
     >>> as_tuple((1, 2), 2, "stride")
     (1, 2)
     """
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):
         raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
     if isinstance(value, int) or (hasattr(value, "__index__") and not hasattr(value, "__len__")):
         return (int(value),) * n

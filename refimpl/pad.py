@@ -74,6 +74,8 @@ def canonical_border(name: str, library: str | None = None) -> str:
     if not isinstance(name, str):
         raise TypeError(f"border must be a string, one of {BORDERS}, got {name!r}")
     if library is not None:
+        if library not in LIBRARY_NAMES:
+            raise ValueError(f"unknown library {library!r}; accepted: {', '.join(LIBRARY_NAMES)}")
         for canonical, spelled in LIBRARY_NAMES[library].items():
             if spelled == name:
                 return canonical

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from convbench import arrays as xp
 from convbench.ops import Operation
 from refimpl import correlate as ref_correlate
-from refimpl.geometry import convolve_as_correlate_origin
+from refimpl.geometry import as_tuple, convolve_as_correlate_origin
 from refimpl.pad import canonical_border
 
 
@@ -22,17 +23,18 @@ class ImageFilter(Operation):
     def normalize(self, shapes, dtypes, kwargs) -> dict:
         params = super().normalize(shapes, dtypes, kwargs)
         params["border"] = canonical_border(params["border"])
-        origin = params["origin"]
-        params["origin"] = origin if isinstance(origin, int) else tuple(int(o) for o in origin)
-        if isinstance(params["origin"], tuple) and len(set(params["origin"])) == 1:
-            params["origin"] = params["origin"][0]
-        params["cval"] = float(params["cval"]) if np.isreal(params["cval"]) else params["cval"]
+        cval = params["cval"]
+        if isinstance(cval, bool) or not isinstance(cval, numbers.Real):
+            raise TypeError(f"cval must be a finite real number, got {cval!r}")
+        params["cval"] = float(cval)
         if params["out_dtype"] is not None:
             out = np.dtype(params["out_dtype"])
             if out.kind not in "uif":
                 raise TypeError(f"out_dtype must be an integer or floating dtype, got {out}")
             params["out_dtype"] = out.name
-        self.validate(shapes, dtypes, params)
+        self.validate(shapes, dtypes, params)   # origin checked as given: length and range
+        origin = as_tuple(params["origin"], len(shapes[1]), "origin")
+        params["origin"] = origin[0] if len(set(origin)) == 1 else origin
         return params
 
     def validate(self, shapes, dtypes, params):
