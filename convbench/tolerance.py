@@ -52,16 +52,25 @@ def bound(model: str, *, result_dtype, ref, absref, terms: int, norms=None, leng
         raise ValueError(f"unknown error model {model!r}; accepted: {MODELS}")
     if model == "exact":
         return np.zeros_like(np.abs(ref))
+    absref = np.abs(absref)  # a negative scale (a negative divisor, say) must not pass everything
     out = np.dtype(result_dtype).name if result_dtype != "bfloat16" else "bfloat16"
     acc = ACCUMULATION.get(out, out if out == "float64" else "float32")
     u_acc = UNIT_ROUNDOFF[acc]
     u_out = UNIT_ROUNDOFF.get(out, u_acc)
-    final = u_out * np.abs(ref) if u_out > u_acc else 0.0
+    # one final rounding to a narrower result: relative u_out, or half its smallest
+    # subnormal where the result is that small
+    final = u_out * np.abs(ref) + _half_subnormal(out) if u_out > u_acc else 0.0
     if model == "direct":
         return gamma(terms, u_acc) * absref + final
     nx, nw = norms
     return FFT_CONSTANT * u_acc * max(math.log2(max(length, 2)), 1.0) * nx * nw + \
         gamma(terms, u_acc) * absref + final
+
+
+def _half_subnormal(name: str) -> float:
+    if name == "bfloat16":
+        return 2.0**-134
+    return float(np.finfo(name).smallest_subnormal) / 2
 
 
 def integer_interval(ref, tol, out_dtype):

@@ -55,15 +55,6 @@ class Reference:
     length: int                   # FFT transform length (product over axes)
 
 
-def _abs_inputs(case: Case, arrays):
-    spec = case.spec
-    absolute = tuple(np.abs(np.asarray(a, dtype=np.float64 if np.asarray(a).dtype.kind in "iuf" else None))
-                     for a in arrays)
-    if "cval" in spec.kwargs:
-        spec = spec.replace(cval=abs(spec.kwargs["cval"]))
-    return spec, absolute
-
-
 def sample_points(case: Case) -> tuple[np.ndarray, ...]:
     """Output indices to check: each border zone combination, plus random points."""
     spec = case.spec
@@ -105,17 +96,14 @@ def reference(case: Case) -> Reference:
     """Oracle values for ``case`` (cached: every candidate is checked against the same)."""
     spec, op = case.spec, case.spec.operation
     arrays = case.arrays()
-    abs_spec, abs_arrays = _abs_inputs(case, arrays)
     with np.errstate(invalid="ignore", over="ignore"):
-        finite = [np.where(np.isfinite(a), a, 0.0) for a in abs_arrays] if case.nonfinite else abs_arrays
+        finite = [np.where(np.isfinite(a), a, 0) for a in arrays] if case.nonfinite else arrays
         norms, length = _norms(case, finite)
         if op.work(spec) <= WHOLE_LIMIT:
-            return Reference(op.oracle(spec, arrays), op.oracle(abs_spec, abs_arrays), None, norms, length)
+            return Reference(op.oracle(spec, arrays), op.error_scale(spec, arrays), None, norms, length)
         points = sample_points(case)
-        idx = list(zip(*points))
-        ref = np.array([op.oracle_at(spec, arrays, i) for i in idx])
-        absref = np.array([op.oracle_at(abs_spec, abs_arrays, i) for i in idx])
-    return Reference(ref, absref, points, norms, length)
+        ref = np.array([op.oracle_at(spec, arrays, i) for i in zip(*points)])
+        return Reference(ref, op.error_scale(spec, arrays, points), points, norms, length)
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ rule ``0 <= padding <= kernel_size // 2`` (the kernel, not its dilated extent) h
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 
 import numpy as np
@@ -39,6 +40,9 @@ __all__ = [
     "max_pool", "max_pool_indices", "max_pool_grad",
     "avg_pool", "avg_pool_grad",
     "lp_pool", "lp_pool_grad",
+    "validate",
+    "max_pool_at", "avg_pool_at", "lp_pool_at",
+    "max_pool_grad_at", "avg_pool_grad_at", "lp_pool_grad_at",
 ]
 
 
@@ -46,18 +50,26 @@ __all__ = [
 # Validation (all of it runs before any work)
 # ---------------------------------------------------------------------------------------
 
+def _check_shape(shape, dtype, name: str) -> tuple[int, ...]:
+    """An array's shape and dtype: (N, C, *spatial), 1-3 spatial axes, not empty, real."""
+    dtype = np.dtype(dtype)
+    shape = tuple(int(n) for n in shape)
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {dtype}")
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(
+            f"{name} must have 3, 4 or 5 axes (N, C, *spatial with 1-3 spatial axes), "
+            f"got shape {shape}"
+        )
+    if 0 in shape:
+        raise ValueError(f"{name} must not be empty, got shape {shape}")
+    return shape
+
+
 def _check_array(x, name: str) -> np.ndarray:
     """``x`` as float64 of shape (N, C, *spatial), 1-3 spatial axes, not empty."""
     x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {x.dtype}")
-    if x.ndim not in (3, 4, 5):
-        raise ValueError(
-            f"{name} must have 3, 4 or 5 axes (N, C, *spatial with 1-3 spatial axes), "
-            f"got shape {x.shape}"
-        )
-    if x.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {x.shape}")
+    _check_shape(x.shape, x.dtype, name)
     return x.astype(np.float64)
 
 
@@ -114,11 +126,16 @@ def _geometry(spatial, kernel_size, stride, padding, dilation, ceil_mode):
     return kernel, stride, padding, dilation, out
 
 
+def _check_dy_shape(shape, dtype, out_shape) -> None:
+    shape = _check_shape(shape, dtype, "dy")
+    if shape != tuple(out_shape):
+        raise ValueError(f"dy must have the pooled output's shape {tuple(out_shape)}, got {shape}")
+
+
 def _check_dy(dy, out_shape) -> np.ndarray:
-    dy = _check_array(dy, "dy")
-    if dy.shape != tuple(out_shape):
-        raise ValueError(f"dy must have the pooled output's shape {tuple(out_shape)}, got {dy.shape}")
-    return dy
+    dy = np.asarray(dy)
+    _check_dy_shape(dy.shape, dy.dtype, out_shape)
+    return dy.astype(np.float64)
 
 
 # ---------------------------------------------------------------------------------------
@@ -424,3 +441,268 @@ def lp_pool_grad(dy, x, norm_type, kernel_size, stride=None, ceil_mode=False) ->
         # avg_pool_grad divides by m(o); times A gives the (A / m(o)) of the formula
         window_sum = avg_pool_grad(area * g, x.shape, kernel, stride, 0, ceil_mode)
         return window_sum * p * x ** (p - 1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# Shape-level validation (no arrays): what a harness checks before any work
+# ---------------------------------------------------------------------------------------
+
+_FORWARD = {"max_pool": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+            "avg_pool": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                         "divisor_override"),
+            "lp_pool": ("norm_type", "kernel_size", "stride", "ceil_mode")}
+_GRAD_OF = {"max_pool_grad": "max_pool", "avg_pool_grad": "avg_pool", "lp_pool_grad": "lp_pool"}
+
+
+def validate(op: str, shapes, dtypes, **params) -> tuple[int, ...]:
+    """Check a call of ``op`` from its arrays' shapes and dtypes alone, with the errors the
+    oracle itself raises (same words, same order: arrays, then parameters); returns the
+    shape of the result. ``params`` are the oracle's keyword arguments.
+
+    ``shapes``/``dtypes``: (x,) for the forward ops, (dy, x) for ``max_pool_grad`` and
+    ``lp_pool_grad``, (dy,) for ``avg_pool_grad`` (whose ``input_shape`` is a parameter).
+
+    >>> validate("max_pool", [(1, 64, 112, 112)], ["float32"], kernel_size=3, stride=2, padding=1)
+    (1, 64, 56, 56)
+    >>> validate("avg_pool_grad", [(1, 1, 2)], ["float64"], input_shape=(1, 1, 5), kernel_size=2)
+    (1, 1, 5)
+    >>> validate("max_pool", [(1, 1, 5)], ["float32"], kernel_size=3, padding=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: padding must be between 0 and kernel_size // 2 = 1, got 2
+    """
+    forward = _GRAD_OF.get(op, op)
+    if forward not in _FORWARD:
+        raise ValueError(f"unknown pooling op {op!r}; "
+                         f"accepted: {', '.join([*_FORWARD, *_GRAD_OF])}")
+    accepted = _FORWARD[forward] + (("input_shape",) if op == "avg_pool_grad" else ())
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TypeError(f"{op}() got unexpected keyword argument(s) {unknown}; "
+                        f"accepted: {list(accepted)}")
+    required = ("kernel_size",) + (("norm_type",) if forward == "lp_pool" else ()) \
+        + (("input_shape",) if op == "avg_pool_grad" else ())
+    missing = [k for k in required if params.get(k) is None]
+    if missing:
+        raise TypeError(f"{op}() missing required argument(s) {missing}")
+    shapes, dtypes = list(shapes), list(dtypes)
+    names = {"max_pool_grad": ("dy", "x"), "lp_pool_grad": ("dy", "x"),
+             "avg_pool_grad": ("dy",)}.get(op, ("x",))
+    if len(shapes) != len(names) or len(dtypes) != len(names):
+        raise TypeError(f"{op}() takes the arrays {names}, got {len(shapes)} shapes and "
+                        f"{len(dtypes)} dtypes")
+    arrays = dict(zip(names, zip(shapes, dtypes)))
+    if op == "avg_pool_grad":
+        x_shape = _check_input_shape(params["input_shape"])
+    else:
+        x_shape = _check_shape(*arrays["x"], "x")
+    p = dict(params)
+    if forward == "lp_pool":
+        _check_norm_type(p["norm_type"])
+        p.update(padding=0, dilation=1)
+    if forward == "avg_pool":
+        _check_bool(p.get("count_include_pad", True), "count_include_pad")
+        _check_divisor(p.get("divisor_override"))
+        p["dilation"] = 1
+    *_, out = _geometry(x_shape[2:], p["kernel_size"], p.get("stride"), p.get("padding", 0),
+                        p.get("dilation", 1), p.get("ceil_mode", False))
+    out_shape = x_shape[:2] + out
+    if op == forward:
+        return out_shape
+    _check_dy_shape(*arrays["dy"], out_shape)
+    return x_shape
+
+
+# ---------------------------------------------------------------------------------------
+# Pointwise oracles: one output element, read straight from its window (large cases)
+# ---------------------------------------------------------------------------------------
+
+def _check_index(index, shape) -> tuple[int, ...]:
+    index = tuple(int(i) for i in index)
+    if len(index) != len(shape) or not all(0 <= i < n for i, n in zip(index, shape)):
+        raise ValueError(f"index {index} is outside the result's shape {tuple(shape)}")
+    return index
+
+
+def _max_at(plane, o, kernel, stride, padding, dilation, value=float):
+    """(value, position) that max_pool's scan chooses in window ``o`` of ``plane``; the
+    position is None for a window that sees only padding. ``value`` maps each element."""
+    best, best_i = -np.inf, None
+    for i in _window(o, kernel, stride, padding, dilation):
+        if not _inside(i, plane.shape):
+            continue
+        v = value(plane[i])
+        if best_i is None or v > best or np.isnan(v):
+            best, best_i = v, i
+    return best, best_i
+
+
+def _avg_at(plane, o, kernel, stride, padding, count_include_pad, divisor_override,
+            value=float):
+    """(sum of ``value`` over window ``o``'s input positions, avg_pool's divisor)."""
+    total, in_padded, inside = 0.0, 0, 0
+    for i in _window(o, kernel, stride, padding, (1,) * len(kernel)):
+        if all(-p <= ia < n + p for ia, n, p in zip(i, plane.shape, padding)):
+            in_padded += 1
+        if _inside(i, plane.shape):
+            inside += 1
+            total += value(plane[i])
+    if divisor_override is not None:
+        return total, divisor_override
+    return total, in_padded if count_include_pad else inside
+
+
+def _windows_reading(i, spatial, out, kernel, stride, padding, dilation):
+    """The output positions whose windows read input position ``i``."""
+    per_axis = []
+    for ia, na, k, s, p, d in zip(i, out, kernel, stride, padding, dilation):
+        per_axis.append([(ia + p - j * d) // s for j in range(k)
+                         if (ia + p - j * d) % s == 0 and 0 <= (ia + p - j * d) // s < na])
+    return itertools.product(*per_axis)
+
+
+def max_pool_at(x, index, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """``max_pool(x, ...)[index]``, computed from that one window.
+
+    >>> max_pool_at(np.array([[[1., 3., 2., 5., 4.]]]), (0, 0, 2), 3, stride=2, padding=1)
+    5.0
+    """
+    x = np.asarray(x)
+    shape = _check_shape(x.shape, x.dtype, "x")
+    kernel, stride, padding, dilation, out = _geometry(
+        shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    n, c, *o = _check_index(index, shape[:2] + out)
+    return float(_max_at(x[n, c], tuple(o), kernel, stride, padding, dilation)[0])
+
+
+def avg_pool_at(x, index, kernel_size, stride=None, padding=0, ceil_mode=False,
+                count_include_pad=True, divisor_override=None):
+    """``avg_pool(x, ...)[index]``, computed from that one window.
+
+    >>> avg_pool_at(np.array([[[1., 3., 2., 5., 4.]]]), (0, 0, 2), 3, stride=2, padding=1,
+    ...             count_include_pad=False)
+    4.5
+    """
+    x = np.asarray(x)
+    shape = _check_shape(x.shape, x.dtype, "x")
+    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    divisor_override = _check_divisor(divisor_override)
+    kernel, stride, padding, _, out = _geometry(shape[2:], kernel_size, stride, padding, 1,
+                                                ceil_mode)
+    n, c, *o = _check_index(index, shape[:2] + out)
+    total, divisor = _avg_at(x[n, c], tuple(o), kernel, stride, padding, count_include_pad,
+                             divisor_override)
+    return total / divisor
+
+
+def _power_sum_at(plane, o, kernel, stride, p):
+    """lp_pool's ``v = (A / m) * sum of x**p`` over window ``o`` (no padding), float64."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        total, m = _avg_at(plane, o, kernel, stride, (0,) * len(kernel), True, None,
+                           value=lambda v: np.float64(v) ** p)
+        return int(np.prod(kernel)) * np.float64(total / m), m
+
+
+def lp_pool_at(x, index, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """``lp_pool(x, ...)[index]``, computed from that one window.
+
+    >>> lp_pool_at(np.array([[[3., 4., 1., 2., 2.]]]), (0, 0, 0), 2, 2)
+    5.0
+    """
+    x = np.asarray(x)
+    shape = _check_shape(x.shape, x.dtype, "x")
+    p = _check_norm_type(norm_type)
+    kernel, stride, padding, dilation, out = _geometry(shape[2:], kernel_size, stride, 0, 1,
+                                                       ceil_mode)
+    n, c, *o = _check_index(index, shape[:2] + out)
+    o = tuple(o)
+    if p in (np.inf, -np.inf):
+        sign = 1.0 if p > 0 else -1.0
+        best = _max_at(x[n, c], o, kernel, stride, padding, dilation,
+                       value=lambda v: sign * abs(float(v)))[0]
+        return float(sign * best)
+    v, _ = _power_sum_at(x[n, c], o, kernel, stride, p)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return float(v ** (1.0 / p))
+
+
+def max_pool_grad_at(dy, x, index, kernel_size, stride=None, padding=0, dilation=1,
+                     ceil_mode=False, *, _value=float):
+    """``max_pool_grad(dy, x, ...)[index]`` (an index into x): the dy of every window that
+    reads this element and chose it.
+
+    >>> x = np.array([[[2., 5., 5., 1., 5.]]])
+    >>> max_pool_grad_at(np.array([[[10., 20., 30.]]]), x, (0, 0, 2), 3, stride=1)
+    30.0
+    """
+    x, dy = np.asarray(x), np.asarray(dy)
+    shape = _check_shape(x.shape, x.dtype, "x")
+    kernel, stride, padding, dilation, out = _geometry(
+        shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    _check_dy_shape(dy.shape, dy.dtype, shape[:2] + out)
+    n, c, *i = _check_index(index, shape)
+    i = tuple(i)
+    total = 0.0
+    for o in _windows_reading(i, shape[2:], out, kernel, stride, padding, dilation):
+        if _max_at(x[n, c], o, kernel, stride, padding, dilation, _value)[1] == i:
+            total += float(dy[(n, c, *o)])
+    return total
+
+
+def avg_pool_grad_at(dy, input_shape, index, kernel_size, stride=None, padding=0,
+                     ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """``avg_pool_grad(dy, input_shape, ...)[index]``: dy / divisor summed over the windows
+    that read this input position.
+
+    >>> avg_pool_grad_at(np.array([[[6., 12., 18.]]]), (1, 1, 5), (0, 0, 3), 3, stride=2,
+    ...                  padding=1)
+    10.0
+    """
+    dy = np.asarray(dy)
+    shape = _check_input_shape(input_shape)
+    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    divisor_override = _check_divisor(divisor_override)
+    kernel, stride, padding, _, out = _geometry(shape[2:], kernel_size, stride, padding, 1,
+                                                ceil_mode)
+    _check_dy_shape(dy.shape, dy.dtype, shape[:2] + out)
+    n, c, *i = _check_index(index, shape)
+    ones = np.zeros(shape[2:])  # only its shape is read: divisors depend on geometry alone
+    total = 0.0
+    for o in _windows_reading(tuple(i), shape[2:], out, kernel, stride, padding,
+                              (1,) * len(kernel)):
+        _, divisor = _avg_at(ones, o, kernel, stride, padding, count_include_pad,
+                             divisor_override)
+        total += float(dy[(n, c, *o)]) / divisor
+    return total
+
+
+def lp_pool_grad_at(dy, x, index, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """``lp_pool_grad(dy, x, ...)[index]`` (an index into x), the same formula as
+    ``lp_pool_grad`` over the windows that read this element.
+
+    >>> x = np.array([[[1., 3., 2., 5., 4.]]])
+    >>> lp_pool_grad_at(np.ones((1, 1, 2)), x, (0, 0, 3), float("inf"), 2)
+    1.0
+    """
+    x, dy = np.asarray(x), np.asarray(dy)
+    shape = _check_shape(x.shape, x.dtype, "x")
+    p = _check_norm_type(norm_type)
+    kernel, stride, padding, dilation, out = _geometry(shape[2:], kernel_size, stride, 0, 1,
+                                                       ceil_mode)
+    _check_dy_shape(dy.shape, dy.dtype, shape[:2] + out)
+    n, c, *i = _check_index(index, shape)
+    xi = np.float64(x[(n, c, *i)])
+    if p in (np.inf, -np.inf):
+        sign = 1.0 if p > 0 else -1.0
+        g = max_pool_grad_at(dy, x, index, kernel, stride, 0, 1, ceil_mode,
+                             _value=lambda v: sign * abs(float(v)))
+        return float(g * _sgn(xi))
+    area = int(np.prod(kernel))
+    window_sum = np.float64(0.0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for o in _windows_reading(tuple(i), shape[2:], out, kernel, stride, padding, dilation):
+            v, m = _power_sum_at(x[n, c], o, kernel, stride, p)
+            d = np.float64(dy[(n, c, *o)])
+            g = 0.0 if v == 0 else d * (1.0 / p) * v ** (1.0 / p - 1.0) * _sgn(v) * _sgn(v)
+            window_sum += area * g / m
+        return float(window_sum * p * xi ** (p - 1.0))

@@ -402,3 +402,380 @@ BAD = [
 def test_bad_input(fn, args, kwargs, error, name):
     with pytest.raises(error, match=name):
         fn(*args, **kwargs)
+
+
+# =======================================================================================
+# The harness: op table, cases, candidates, verification, planted bugs, public API
+# =======================================================================================
+
+
+import convbench  # noqa: E402
+from convbench import registry, verification  # noqa: E402
+from convbench.cases import suite  # noqa: E402
+from convbench.spec import Spec  # noqa: E402
+from convbench.tolerance import gamma  # noqa: E402
+from candidates.pool import strided_numpy  # noqa: E402
+
+POOL_OPS = ("max_pool", "avg_pool", "lp_pool", "max_pool_grad", "avg_pool_grad", "lp_pool_grad")
+
+
+def _verification_uses_error_scale() -> bool:
+    case = next(c for c in suite("small", "max_pool_grad") if c.id.endswith("f32-ties"))
+    shipped = verification.reference(case).absref
+    return np.array_equal(shipped, case.spec.operation.error_scale(case.spec, case.arrays()))
+
+
+@pytest.fixture
+def one_thread():
+    """Candidates on one thread: these inputs are tiny, and an OpenMP region on a busy
+    2-core machine waits milliseconds per call for its second thread."""
+    from candidates import runtime
+
+    before = torch.get_num_threads()
+    runtime.set_threads(1)
+    torch.set_num_threads(1)
+    yield
+    runtime.set_threads(None)
+    torch.set_num_threads(before)
+
+
+def test_verification_uses_error_scale():
+    assert _verification_uses_error_scale()
+
+
+# ---------------------------------------------------------------------------------------
+# Op table and cases
+# ---------------------------------------------------------------------------------------
+
+def test_ties_recipe():
+    case = next(c for c in suite("small", "max_pool") if "ties" in c.id)
+    x = case.arrays()[0]
+    assert set(np.unique(x)) <= {-4.0, -3.0, -2.0, -1.0}
+    assert len(np.unique(x)) == 4   # few values: ties in almost every window
+
+
+@pytest.mark.parametrize("op", POOL_OPS)
+def test_small_suite_shapes_and_pointwise_oracle(op):
+    """Output shapes, dtypes and every border zone agree with the oracle; oracle_at agrees
+    with the whole oracle at the zone corners and a few more points."""
+    cases = suite("small", op)
+    assert len(cases) >= 15
+    for case in cases:
+        spec = case.spec
+        arrays = case.arrays()
+        y = spec.operation.oracle(spec, arrays)
+        assert y.shape == spec.output_shape(), case.id
+        assert spec.operation.result_dtype(spec) == np.dtype(spec.dtypes[0])
+        zones = spec.operation.border_zones(spec)
+        assert len(zones) == len(y.shape) and zones[:2] == ((0, 0), (0, 0))
+        points = verification.sample_points(case)
+        for index in list(zip(*points))[::4]:
+            got = spec.operation.oracle_at(spec, arrays, index)
+            np.testing.assert_allclose(got, y[index], rtol=1e-12, atol=1e-12, equal_nan=True,
+                                       err_msg=f"{case.id} at {index}")
+
+
+@pytest.mark.parametrize("op", ("max_pool", "avg_pool", "lp_pool"))
+def test_forward_border_zones_are_exactly_the_windows_reading_outside(op):
+    for case in suite("small", op):
+        spec = case.spec
+        in_shape, out_shape, kernel, stride, padding, dilation = spec.operation.geometry(spec)
+        zones = spec.operation.border_zones(spec)
+        for n, o, k, s, p, d, (lo, hi) in zip(in_shape[2:], out_shape[2:], kernel, stride,
+                                              padding, dilation, zones[2:]):
+            low = sum(1 for oa in range(o) if oa * s - p < 0)
+            high = sum(1 for oa in range(o) if oa * s - p + (k - 1) * d >= n)
+            assert (lo, hi) == (low, high), case.id
+
+
+def test_spec_normalises_and_ids():
+    spec = Spec.make("max_pool", [(1, 64, 112, 112)], ["float32"], kernel_size=np.int64(3),
+                     stride=[2, 2], padding=1)
+    assert spec.kwargs["kernel_size"] == 3 and spec.kwargs["stride"] == (2, 2)
+    assert spec.output_shape() == (1, 64, 56, 56)
+    hash(spec)
+    lp = Spec.make("lp_pool", [(1, 2, 8, 8)], ["float64"], norm_type=2.0, kernel_size=2)
+    assert lp.kwargs["norm_type"] == 2 and "norm_type=2-" in lp.id
+    assert Spec.make("lp_pool", [(1, 2, 8, 8)], ["float64"], norm_type=INF, kernel_size=2).kwargs[
+        "norm_type"] == INF
+
+
+def test_quick_and_layer_suites():
+    (quick,) = suite("quick", "max_pool")
+    assert quick.name == "resnet-stem-maxpool" and quick.spec.output_shape() == (1, 64, 56, 56)
+    names = {(c.spec.op, c.name) for c in suite("layers")
+             if c.spec.op in POOL_OPS}
+    for op in ("max_pool", "max_pool_grad"):
+        for name in ("resnet-stem-maxpool", "vgg-maxpool-224", "vgg-maxpool-14"):
+            assert (op, name) in names
+    for op in ("avg_pool", "avg_pool_grad"):
+        assert (op, "global-avgpool") in names
+    vgg = next(c for c in suite("layers", "max_pool") if c.name == "vgg-maxpool-14")
+    assert vgg.spec.shapes == ((1, 512, 14, 14),) and vgg.spec.output_shape() == (1, 512, 7, 7)
+
+
+def test_terms():
+    def terms(op, shapes, dtype="float32", **kw):
+        spec = Spec.make(op, shapes, [dtype] * len(shapes), **kw)
+        return spec.operation.terms(spec)
+    assert terms("avg_pool", [(1, 1, 9, 9)], kernel_size=3) == 10
+    # 3x3 stride 2: at most 2 windows per axis read one position -> 4
+    assert terms("max_pool_grad", [(1, 1, 4, 4), (1, 1, 9, 9)], kernel_size=3, stride=2) == 4
+    assert terms("avg_pool_grad", [(1, 1, 7, 7)], input_shape=(1, 1, 9, 9), kernel_size=3,
+                 stride=1) == 10
+    # dilation 2, stride 2: offsets j*d = 0, 2, 4 all share one phase -> 3 windows per axis
+    assert terms("max_pool_grad", [(1, 1, 3), (1, 1, 9)], kernel_size=3, stride=2,
+                 dilation=2) == 3
+    # lp p = 2: 9 + 4 sum terms, sqrt (q = 1/2 exact), +2 for the root's rounding
+    assert terms("lp_pool", [(1, 1, 9, 9)], norm_type=2, kernel_size=3) == 15
+    # p = 3: 1/3 is not a float32: + ceil(103.3 / 3) for the rounded exponent
+    assert terms("lp_pool", [(1, 1, 9, 9)], norm_type=3, kernel_size=3) == 15 + 35
+
+
+# ---------------------------------------------------------------------------------------
+# The error scale (absref) of each op
+# ---------------------------------------------------------------------------------------
+
+def test_max_pool_grad_error_scale_routes_by_signed_x():
+    # x = [-1, -5, -5], k=3, s=1, p=1: windows [. -1 -5] [-1 -5 -5] [-5 -5 .]
+    # argmax (signed): 0, 0, 1  -> element 0 receives dy0 + dy1 (a rounded float32 sum)
+    # argmax of |x|:   1, 1, 1  -> the generic scale op(|dy|, |x|) is 0 at element 0
+    x = np.array([[[-1.0, -5.0, -5.0]]], dtype=np.float32)
+    dy = np.array([[[1.0, 2.0 ** -30, 1.0]]], dtype=np.float32)
+    spec = Spec.make("max_pool_grad", [dy.shape, x.shape], ["float32"] * 2, kernel_size=3,
+                     stride=1, padding=1)
+    op = spec.operation
+    generic = op.oracle(spec, (np.abs(dy), np.abs(x)))
+    scale = op.error_scale(spec, (dy, x))
+    np.testing.assert_array_equal(scale, max_pool_grad(np.abs(dy), x, 3, 1, 1))
+    assert generic[0, 0, 0] == 0 and scale[0, 0, 0] == 1 + 2.0 ** -30
+    ref = op.oracle(spec, (dy, x))
+    got = strided_numpy.max_pool_grad(dy, x, 3, 1, 1).astype(np.float64)
+    err = np.abs(got - ref)[0, 0, 0]
+    assert err == 2.0 ** -30                      # the float32 sum 1 + 2**-30 rounds to 1
+    g = gamma(op.terms(spec), 2.0 ** -24)
+    assert err > g * generic[0, 0, 0] and err <= g * scale[0, 0, 0]
+
+
+def test_avg_error_scale_with_negative_divisor():
+    spec = Spec.make("avg_pool", [(1, 1, 4)], ["float64"], kernel_size=2, divisor_override=-2)
+    x = np.array([[[1.0, -3.0, 2.0, 2.0]]])
+    np.testing.assert_array_equal(spec.operation.error_scale(spec, (x,)), [[[2.0, 2.0]]])
+
+
+def test_lp_error_scale_when_the_power_sum_cancels():
+    # p = 3 on [-a, b] with b a few float32 ulps above a: the cubes nearly cancel, float32
+    # rounding of each cube is comparable to their difference, and the cube root amplifies
+    # it. The generic scale lp_pool(|x|) is no bound there; error_scale is.
+    a = np.float32(1.2345678)
+    b = np.nextafter(np.nextafter(a, np.float32(2)), np.float32(2))
+    x = np.array([[[-a, b]]], dtype=np.float32)
+    spec = Spec.make("lp_pool", [x.shape], ["float32"], norm_type=3, kernel_size=2)
+    op = spec.operation
+    ref = op.oracle(spec, (x,))
+    got = strided_numpy.lp_pool(x, 3, 2).astype(np.float64)
+    g = gamma(op.terms(spec), 2.0 ** -24)
+    err = np.abs(got - ref)
+    assert (err > g * lp_pool(np.abs(x), 3, 2)).all()
+    assert (err <= g * op.error_scale(spec, (x,))).all()
+    # no cancellation (p even, or x >= 0): the generic scale is used as is
+    even = Spec.make("lp_pool", [x.shape], ["float32"], norm_type=2, kernel_size=2)
+    np.testing.assert_array_equal(even.operation.error_scale(even, (x,)), lp_pool(np.abs(x), 2, 2))
+    # gradient: a window whose sum is within its rounding of 0 has no bound at all
+    spec = Spec.make("lp_pool_grad", [(1, 1, 1), x.shape], ["float64"] * 2, norm_type=3,
+                     kernel_size=2)
+    tie = np.array([[[-1.0, 1.0]]])
+    assert np.isinf(spec.operation.error_scale(spec, (np.ones((1, 1, 1)), tie))).all()
+
+
+# ---------------------------------------------------------------------------------------
+# Candidates on the small cases, under the error bound
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", POOL_OPS)
+def test_pool_candidates_pass_small_cases(op, one_thread):
+    cases = suite("small", op)
+    report = verification.verify_candidates(registry.candidates(op), cases)
+    assert report.passed, str(report)
+    names = {r.candidate for r in report.rows}
+    assert names == {"strided_numpy", "pool_torch"}
+    # strided_numpy computes every case; pool_torch refuses only torch's documented quirks
+    for row in report.rows:
+        if row.status != "pass":
+            assert row.candidate == "pool_torch" and row.status == "unsupported", row
+            assert "avg_pool3d refuses" in row.detail or "only padding" in row.detail
+    max_error_model = {"max_pool": "exact"}.get(op)
+    if max_error_model:
+        assert {r.error_model for r in report.rows if r.status == "pass"} == {"exact"}
+
+
+def test_pool_torch_refusals_are_real_torch_differences():
+    # max_pool_grad: k=2, d=6, p=1 on length 5 reads positions -1 and 5 only
+    # torch's index is 5, past the plane: its backward would write out of bounds (running
+    # it corrupted memory and aborted the process here); the oracle has no element: -1
+    x = np.arange(1.0, 6.0).reshape(1, 1, 5)
+    assert F.max_pool1d(t(x), 2, 1, 1, 6, return_indices=True)[1].item() == 5
+    assert max_pool_indices(x, 2, 1, 1, 6).item() == -1
+    assert max_pool_grad(np.ones((1, 1, 1)), x, 2, 1, 1, 6).sum() == 0
+    spec = Spec.make("max_pool_grad", [(1, 1, 1), (1, 1, 5)], ["float64"] * 2, kernel_size=2,
+                     stride=1, padding=1, dilation=6)
+    assert registry.get("max_pool_grad", "pool_torch").supports(spec)
+    # avg_pool3d: an axis of 2 with kernel 3 and padding 1 fits (2 + 2 >= 3), torch refuses
+    x3 = np.zeros((1, 1, 2, 4, 4))
+    with pytest.raises(RuntimeError):
+        F.avg_pool3d(t(x3), 3, 1, 1)
+    assert avg_pool(x3, 3, 1, 1).shape == (1, 1, 2, 4, 4)
+    spec = Spec.make("avg_pool", [x3.shape], ["float64"], kernel_size=3, stride=1, padding=1)
+    assert registry.get("avg_pool", "pool_torch").supports(spec)
+    assert registry.get("avg_pool", "strided_numpy").supports(spec) is None
+
+
+def test_quick_case_sampled_points(one_thread):
+    """The stem pool is checked at sampled points (every border zone): both candidates."""
+    (case,) = suite("quick", "max_pool")
+    report = verification.verify_candidates(registry.candidates("max_pool"), [case])
+    assert report.passed, str(report)
+    assert all(r.checked.endswith("points") for r in report.rows)
+
+
+# ---------------------------------------------------------------------------------------
+# Planted bugs: convbench.verify rejects each one, on the cases that expose it
+# ---------------------------------------------------------------------------------------
+
+def _max_pool_last_tie_grad(dy, x, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False):
+    """Ties go to the LAST maximum: a ramp of 1e-9 per flat position makes later equal
+    elements win (x is integer-valued where it matters)."""
+    ramp = 1e-9 * np.arange(np.prod(x.shape[2:])).reshape(x.shape[2:])
+    dx = strided_numpy.max_pool_grad(dy.astype(np.float64), x.astype(np.float64) + ramp,
+                                     kernel_size, stride, padding, dilation, ceil_mode)
+    return dx.astype(np.result_type(dy, x))
+
+
+def _max_pool_ceil_dropped(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Computes floor-mode windows; the extra ceil_mode window is left at 0."""
+    y = strided_numpy.max_pool(x, kernel_size, stride, padding, dilation, False)
+    if ceil_mode:
+        full = refimpl.pool.validate("max_pool", [x.shape], [x.dtype], kernel_size=kernel_size,
+                                     stride=stride, padding=padding, dilation=dilation,
+                                     ceil_mode=True)
+        y = np.pad(y, [(0, f - n) for f, n in zip(full, y.shape)])
+    return y
+
+
+def _avg_pool_ignores_count_include_pad(x, kernel_size, stride=None, padding=0,
+                                        ceil_mode=False, count_include_pad=True,
+                                        divisor_override=None):
+    return strided_numpy.avg_pool(x, kernel_size, stride, padding, ceil_mode, True,
+                                  divisor_override)
+
+
+def _max_pool_zero_padding(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    pads = [(p, p) for p in refimpl.geometry.as_tuple(padding, x.ndim - 2, "padding")]
+    xp = np.pad(x, [(0, 0), (0, 0)] + pads)   # zeros: beats every negative input
+    return strided_numpy.max_pool(xp, kernel_size, stride, 0, dilation, ceil_mode)
+
+
+def _max_pool_stride_one(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Windows start at o instead of o*stride; the output shape is still right."""
+    y = strided_numpy.max_pool(x, kernel_size, 1, padding, dilation, ceil_mode)
+    shape = refimpl.pool.validate("max_pool", [x.shape], [x.dtype], kernel_size=kernel_size,
+                                  stride=stride, padding=padding, dilation=dilation,
+                                  ceil_mode=ceil_mode)
+    return y[tuple(slice(0, n) for n in shape)]
+
+
+def _max_pool_ignores_nan(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    return strided_numpy.max_pool(np.where(np.isnan(x), -np.inf, x), kernel_size, stride,
+                                  padding, dilation, ceil_mode)
+
+
+PLANTED = [
+    ("max_pool_grad", _max_pool_last_tie_grad, lambda c: "ties" in c),
+    ("max_pool", _max_pool_ceil_dropped, lambda c: "ceil_mode=True" in c),
+    ("avg_pool", _avg_pool_ignores_count_include_pad, lambda c: "count_include_pad=False" in c),
+    ("max_pool", _max_pool_zero_padding, lambda c: "padding=" in c),
+    ("max_pool", _max_pool_stride_one, lambda c: True),
+    ("max_pool", _max_pool_ignores_nan, lambda c: "nonfinite" in c),
+]
+
+
+@pytest.mark.parametrize("op,fn,exposes", PLANTED, ids=[p[1].__name__ for p in PLANTED])
+def test_planted_bug_rejected(op, fn, exposes, one_thread):
+    report = convbench.verify(op, fn, error="exact" if op == "max_pool" else "direct")
+    assert not report.passed
+    failed = [r for r in report.rows if r.status != "pass"]
+    assert failed and all(r.status == "FAIL" for r in failed), str(report)
+    assert all(exposes(r.case) for r in failed), str(report)   # the bug, not the harness
+    if fn is _max_pool_zero_padding:   # all-negative input next to the padding
+        assert any("ties" in r.case for r in failed)
+
+
+def test_correct_torch_user_function_passes(one_thread):
+    def my_max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[x.ndim - 3]
+        return fn(torch.from_numpy(x), kernel_size, stride, padding, dilation, ceil_mode=ceil_mode)
+
+    report = convbench.verify("max_pool", my_max_pool, error="exact")
+    assert report.passed, str(report)
+    assert report.counts()["pass"] == len(suite("small", "max_pool"))
+
+
+# ---------------------------------------------------------------------------------------
+# Public API: results, and bad input refused before any work
+# ---------------------------------------------------------------------------------------
+
+def test_api_round_trip():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 3, 12, 11)).astype(np.float32)
+    y = convbench.max_pool(x, 3, 2, 1)
+    assert isinstance(y, np.ndarray) and y.dtype == np.float32
+    np.testing.assert_array_equal(y, max_pool(x, 3, 2, 1))
+    yt = convbench.avg_pool(torch.from_numpy(x), 2, ceil_mode=True, algorithm="strided_numpy")
+    assert isinstance(yt, torch.Tensor)
+    np.testing.assert_allclose(yt.numpy(), avg_pool(x, 2, ceil_mode=True), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(convbench.lp_pool(np.abs(x), 2, 3), lp_pool(np.abs(x), 2, 3),
+                               rtol=1e-5)
+
+
+API_BAD = [
+    (convbench.max_pool, (np.zeros((1, 1, 4, 4), np.float32), 7), {}, ValueError, "kernel_size"),
+    (convbench.max_pool, (np.zeros((1, 1, 4, 4), np.float32), 3), {"padding": 1, "dilation": 3},
+     ValueError, "kernel_size"),
+    (convbench.avg_pool, (np.zeros((1, 1, 9), np.float32), 3), {"stride": 0}, ValueError, "stride"),
+    (convbench.max_pool, (np.zeros((1, 1, 9), np.float32), 3), {"padding": 2}, ValueError,
+     "padding"),
+    (convbench.max_pool, (np.zeros((1, 1, 9), np.uint8), 3), {}, TypeError, "x"),
+    (convbench.lp_pool, (np.zeros((1, 1, 9), np.int32), 2, 3), {}, TypeError, "x"),
+    (convbench.max_pool, (np.zeros((9, 9), np.float32), 3), {}, ValueError, "x"),
+    (convbench.avg_pool, (np.zeros((1, 1, 9), np.float32), 2), {"divisor_override": 0},
+     ValueError, "divisor_override"),
+    (convbench.lp_pool, (np.zeros((1, 1, 9), np.float32), 0, 3), {}, ValueError, "norm_type"),
+    (convbench.max_pool, (np.zeros((1, 1, 9), np.float32), 3), {"ceil_mode": 1}, TypeError,
+     "ceil_mode"),
+]
+
+
+@pytest.mark.parametrize("fn,args,kwargs,error,name", API_BAD,
+                         ids=[f"{b[0].__name__}-{b[4]}-{i}" for i, b in enumerate(API_BAD)])
+def test_api_bad_input_before_any_work(fn, args, kwargs, error, name, monkeypatch):
+    def no_work(*a, **k):
+        raise AssertionError("an algorithm was chosen: the input was not checked first")
+    monkeypatch.setattr(convbench.api, "choose", no_work)
+    with pytest.raises(error, match=name):
+        fn(*args, **kwargs)
+
+
+def test_spec_refuses_bad_gradients_and_missing_arguments():
+    with pytest.raises(ValueError, match="dy"):
+        Spec.make("max_pool_grad", [(1, 1, 3), (1, 1, 9)], ["float32"] * 2, kernel_size=2)
+    with pytest.raises(TypeError, match="dy"):
+        Spec.make("max_pool_grad", [(1, 1, 4), (1, 1, 9)], ["int16", "float32"], kernel_size=2)
+    with pytest.raises(TypeError, match="input_shape"):
+        Spec.make("avg_pool_grad", [(1, 1, 4)], ["float32"], kernel_size=2)
+    with pytest.raises(TypeError, match="norm_type"):
+        Spec.make("lp_pool", [(1, 1, 9)], ["float32"], kernel_size=2)
+    with pytest.raises(TypeError, match="dilation"):
+        Spec.make("avg_pool", [(1, 1, 9)], ["float32"], kernel_size=2, dilation=2)
+    with pytest.raises(TypeError, match="kernel_size"):
+        Spec.make("max_pool", [(1, 1, 9)], ["float32"], kernel_size=(2.5,))

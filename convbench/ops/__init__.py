@@ -76,6 +76,18 @@ class Operation:
     def oracle_at(self, spec, arrays, index) -> float:
         raise NotImplementedError
 
+    def error_scale(self, spec, arrays, points=None) -> np.ndarray:
+        """The scale of the 'direct' error bound: the op applied to absolute values
+        (|x| (*) |w| for a sum of products, with |cval|), whole or at ``points``.
+        Ops where that is not a bound (max_pool_grad, odd-p lp_pool) override this."""
+        absolute = tuple(np.abs(np.asarray(a, dtype=np.float64)) if np.asarray(a).dtype.kind in "iuf"
+                         else np.abs(np.asarray(a)) for a in arrays)
+        if "cval" in spec.kwargs:
+            spec = spec.replace(cval=abs(spec.kwargs["cval"]))
+        if points is None:
+            return self.oracle(spec, absolute)
+        return np.array([self.oracle_at(spec, absolute, i) for i in zip(*points)])
+
     def terms(self, spec) -> int:
         """How many products are summed into one output element (K of the error bound)."""
         raise NotImplementedError
@@ -110,10 +122,10 @@ def _fmt(value) -> str:
 
 def _table() -> dict[str, Operation]:
     # Explicit: each family module lists its ops; a new family is a new line here.
-    from convbench.ops import conv, correlate, pool
+    from convbench.ops import conv, correlate, gaussian, pool
 
     table = {}
-    for family in (correlate, conv, pool):
+    for family in (correlate, conv, pool, gaussian):
         table.update(family.OPS)
     return table
 

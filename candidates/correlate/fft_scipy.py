@@ -1,0 +1,187 @@
+# fft_scipy: pad by the border, then one real FFT linear correlation (scipy.fft, pocketfft).
+#
+#   x --np.pad(border, to L)--> xp (P = n + lo + hi per axis, extended to L = next_fast_len(P))
+#                          |  rfftn, length L >= P per axis
+#                          v
+#   w --reverse--> v  --rfftn(L)--> V   (cached: LRU keyed by the kernel's bytes)
+#                          |
+#              Y = XP * V  (pointwise, in place)
+#                          |  irfftn(L)
+#                          v
+#   c (L per axis) --keep c[K-1 : P]--> y   (the 'valid' part: n_out = P - K + 1)
+#
+#        0        K-1                 P-1    L-1
+#        [aliased | valid  ...........|  junk ]
+#
+# Algorithm: correlating with w is convolving with v = w reversed. The DFT of length L
+#   computes the *circular* convolution: c[m] collects the linear terms at m, m + L, ...
+#   The linear convolution is P + K - 1 long, so with L >= P the terms folded back by the
+#   wrap-around land on indices m <= K - 2 only: the valid indices K-1 .. P-1 are exact
+#   (the overlap-save observation; refimpl/fftconv.py keeps L >= P + K - 1 instead so
+#   that every index means what it says). That saves up to K - 1 samples per axis of
+#   transform, and as the valid part never reads xp beyond P - 1, the image is padded by
+#   its border straight to L in one numpy.pad call (the L - P extra samples are harmless
+#   border values; no second, zero-padded copy).
+#   Every border and every padding ('same', 'valid', 'full', padding wider than the image)
+#   is handled by numpy.pad before the transform, so the FFT only ever sees a linear
+#   problem; the wrap border thereby gives circular convolution on x's grid.
+#   The kernel's transform depends only on (kernel values, L, compute dtype): it is cached
+#   in a small LRU (8 entries, at most 512 MiB of transforms; clear_cache() frees them)
+#   keyed by a BLAKE2 digest of the kernel's bytes plus its shape, dtype and L, so the
+#   timing loop and a video filtered frame by frame skip it, and a kernel whose values
+#   changed (even in place, same array) is never served a stale transform.
+# Wins: large kernels on 2-D float images (>= ~11x11; PEERS.md: FFT wins from 15x15 on
+#   1000x1000 float32, direct wins at 3x3 and 7x7), large 3-D kernels; cost is
+#   O(P log P) whatever the kernel size. Measured here (2 cores, loaded): seed-fft-1k
+#   (1000^2 float32, 15x15) 0.84-1.16x OpenCV filter2D's time, ~1.5-2x faster than
+#   oaconvolve_scipy, ~10x faster than ndimage; seed-fft-10k 1.6x OpenCV's time.
+# Does not win: small kernels (3x3..7x7: two full-size transforms cost more than K
+#   multiply-adds per pixel), huge images (10000^2: every call allocates and page-faults
+#   image-sized buffers -- padded image, half spectrum, inverse -- where OpenCV's direct
+#   filter2D writes only its output; tracemalloc peak ~2.1x the float32 image with a cached
+#   kernel, ~3.2x on a first call, at 1000^2 and 4096^2), tiny images (call overhead).
+#   The result is a view of the inverse transform when that buffer is at most twice the
+#   output (no full-size copy), so it may be non-contiguous.
+# Does not apply: non-finite inputs (one NaN/Inf spreads over the whole output; the
+#   harness skips 'fft' candidates on those cases, so supports() does not refuse them);
+#   integer results are not guaranteed exact (rounded from a float result within the
+#   bound, like any float path). bfloat16 has no numpy dtype: refused.
+# Numerics: normwise, not elementwise (the 'fft' model of convbench/tolerance.py): every
+#   output has an absolute error ~ u * log2(L) * ||xp||_2 * ||w||_2, so outputs much
+#   smaller than their neighbours (edges of a smoothed image) lose relative accuracy.
+#   scipy.fft keeps single precision: float32 in -> complex64 transforms (u = 2**-24);
+#   float64 in -> complex128. float16 is computed in float32 and rounded once at the end;
+#   integer images in float32 (float64 when the kernel is float64: refimpl.dtypes), and an
+#   integer out_dtype is rounded half-to-even and saturated (refimpl.dtypes.round_saturate).
+#   Complex inputs use the complex transforms (fftn) and no conjugation.
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from refimpl.dtypes import result_dtype, round_saturate
+from refimpl.geometry import image_padding
+
+LIBRARY = "scipy"
+DEVICE = "cpu"
+ERROR = "fft"
+
+CACHE_ENTRIES = 8
+CACHE_BYTES = 512 * 2**20     # all kept transforms together; a larger one is never kept
+
+_cache: OrderedDict = OrderedDict()
+_cache_lock = threading.Lock()
+_cache_stats = {"hits": 0, "misses": 0}
+
+
+def supports(spec):
+    if "bfloat16" in spec.dtypes:
+        return "bfloat16 has no numpy dtype for scipy.fft"
+    return None
+
+
+def compute_dtype(x_dtype, w_dtype) -> np.dtype:
+    """The dtype the transforms run in: the result dtype, float32 for float16 results."""
+    out = result_dtype(x_dtype, w_dtype)
+    if out == np.float16:
+        return np.dtype(np.float32)
+    return out
+
+
+def fft_shape(padded_shape, complex_input: bool = False) -> tuple[int, ...]:
+    """Transform length per axis: the next fast size >= the padded image (>= P suffices
+    for the valid part, see the header). The last axis of a real transform takes a
+    5-smooth size (rfft), the others any fast complex size."""
+    from scipy.fft import next_fast_len
+
+    last = len(padded_shape) - 1
+    return tuple(next_fast_len(p, real=(i == last and not complex_input))
+                 for i, p in enumerate(padded_shape))
+
+
+def _kernel_transform(w: np.ndarray, shape: tuple[int, ...], compute: np.dtype):
+    """FFT of the reversed kernel zero-padded to ``shape``, from the LRU when possible."""
+    import scipy.fft as sfft
+
+    from candidates.runtime import threads
+
+    wc = np.ascontiguousarray(w)
+    digest = hashlib.blake2b(wc.tobytes(), digest_size=16).digest()
+    key = (digest, wc.shape, wc.dtype.str, shape, compute.str)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            _cache_stats["hits"] += 1
+            return hit
+        _cache_stats["misses"] += 1
+    v = np.flip(wc.astype(compute, copy=False))
+    axes = tuple(range(w.ndim))
+    if compute.kind == "c":
+        spectrum = sfft.fftn(v, s=shape, axes=axes, workers=threads())
+    else:
+        spectrum = sfft.rfftn(v, s=shape, axes=axes, workers=threads())
+    spectrum.flags.writeable = False          # shared between calls: never modified
+    if spectrum.nbytes <= CACHE_BYTES:
+        with _cache_lock:
+            _cache[key] = spectrum
+            _cache.move_to_end(key)
+            total = sum(s.nbytes for s in _cache.values())
+            while len(_cache) > CACHE_ENTRIES or total > CACHE_BYTES:
+                _, dropped = _cache.popitem(last=False)
+                total -= dropped.nbytes
+    return spectrum
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+        _cache_stats.update(hits=0, misses=0)
+
+
+def cache_info() -> dict:
+    with _cache_lock:
+        return dict(_cache_stats, entries=len(_cache), bytes=sum(s.nbytes for s in _cache.values()))
+
+
+def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
+    """y[i] = sum_j w[j] * xp[i + j] by one FFT (the kernel's transform from the LRU)."""
+    import scipy.fft as sfft
+
+    from candidates.runtime import threads
+
+    x, w = np.asarray(x), np.asarray(w)
+    out = result_dtype(x.dtype, w.dtype)
+    compute = compute_dtype(x.dtype, w.dtype)
+    real = np.dtype(compute).kind == "f"
+    pads = image_padding(w.shape, padding, origin)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pads))
+    shape = fft_shape(padded, complex_input=not real)
+    # pad straight to the transform length: one copy, no zero-padded second one. The
+    # extra L - P samples (border values) never reach the valid part (see the header).
+    extended = tuple((lo, hi + length - p) for (lo, hi), p, length in zip(pads, padded, shape))
+    kwargs = {"constant_values": cval} if border == "constant" else {}
+    xp = np.pad(x.astype(compute, copy=False), extended, mode=border, **kwargs)
+    axes = tuple(range(x.ndim))
+    workers = threads()
+    spectrum = _kernel_transform(w, shape, compute)
+    if real:
+        product = sfft.rfftn(xp, axes=axes, workers=workers)
+        del xp
+        product *= spectrum
+        c = sfft.irfftn(product, s=shape, axes=axes, workers=workers, overwrite_x=True)
+    else:
+        product = sfft.fftn(xp, axes=axes, workers=workers, overwrite_x=True)
+        del xp
+        product *= spectrum
+        c = sfft.ifftn(product, axes=axes, workers=workers, overwrite_x=True)
+    del product
+    y = c[tuple(slice(k - 1, p) for k, p in zip(w.shape, padded))]
+    if out_dtype is not None:
+        return round_saturate(y, out_dtype)
+    if y.dtype == out and c.nbytes <= 2 * y.nbytes:
+        return y       # a view of c, which is at most twice as large: no full-size copy
+    return np.ascontiguousarray(y, dtype=out)
