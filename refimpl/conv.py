@@ -15,7 +15,9 @@ wider than the input repeats the rule as numpy.pad does.
 
 Every output element is the correctly rounded sum (``math.fsum``) of its float64 products and the
 bias, so the oracle does not depend on summation order: ``conv`` and the pointwise ``conv_at``
-agree exactly, and so do ``conv_transpose`` and ``conv_grad_input`` with a zero border.
+agree exactly (as do ``conv_transpose_at``, ``conv_grad_input_at`` and ``conv_grad_weight_at``
+with their whole oracles), and so do ``conv_transpose`` and ``conv_grad_input`` with a zero
+border. ``validate`` and ``validate_transpose`` check a call on shapes alone, before any work.
 Results are float64 (complex128 when an input is complex). Shapes and padding come from
 ``refimpl.geometry``; nothing here derives them again.
 """

@@ -70,10 +70,9 @@ def _collapse(value):
 def _check_arrays(names, shapes, dtypes) -> None:
     for name, shape, dtype in zip(names, shapes, dtypes):
         if dtype not in DTYPES:
-            kind = "integer" if dtype.startswith(("int", "uint")) else "this"
-            raise TypeError(f"{name} has dtype {dtype}; the layer form takes floating arrays "
-                            f"({', '.join(DTYPES)}); {kind} dtype is not accepted (convert "
-                            f"it, or use convbench.correlate for integer images)")
+            raise TypeError(f"{name} has dtype {dtype}; the layer form takes {', '.join(DTYPES)} "
+                            "arrays (convert it first; integer images go through "
+                            "convbench.correlate)")
         if any(n < 1 for n in shape):
             raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
 

@@ -1,0 +1,185 @@
+# conv_torch: torch's convolution layers on CPU (oneDNN / its own GEMM kernels), after
+# extending the input by the border.
+#
+#   x --border--> xp --F.conv{1,2,3}d(w, bias, stride, dilation, groups)--> y
+#
+#   border:  constant            F.pad(value=cval), or conv's own zero padding when cval = 0
+#                                and the padding is the same on both sides
+#            edge/reflect/wrap   F.pad 'replicate'/'reflect'/'circular' where torch allows it
+#                                (reflect: padding < size; circular: padding <= size)
+#            symmetric, wider    an index gather per axis (refimpl.pad.source_index), any width
+#   'same' with stride (torch refuses it): the explicit per-side padding of refimpl.geometry.
+#   conv_transpose:    F.conv_transpose{1,2,3}d (its own arguments, zero border only).
+#   conv_grad_input:   torch.nn.grad.conv*d_input on the padded shape, then autograd through
+#                      the border extension folds the border's gradient back into x.
+#   conv_grad_weight:  torch.nn.grad.conv*d_weight on the border-extended input.
+#   conv_grad_bias:    dy summed over N and space.
+#
+# Wins: layer shapes with many channels (blocked direct/GEMM kernels, all cores); keeps
+#   torch tensors on their device.
+# Does not win: 1-channel images with large kernels (no FFT path), tiny problems (call
+#   overhead of a few tens of microseconds).
+# Applies: every case of these ops (1-3 spatial axes, every border and width, groups, bias).
+# Numerics: accumulation in the compute type (float32 for float16 inputs, which are converted
+#   and rounded once at the end; float64 stays float64): the 'direct' bound.
+from __future__ import annotations
+
+import numpy as np
+
+from refimpl.geometry import layer_padding, positive_tuple
+from refimpl.pad import source_index
+
+LIBRARY = "torch"
+DEVICE = "cpu"
+ERROR = "direct"
+
+_OPS = ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight", "conv_grad_bias")
+_TORCH_BORDER = {"edge": "replicate", "reflect": "reflect", "wrap": "circular"}
+
+
+def supports(spec):
+    if spec.op not in _OPS:
+        return f"conv_torch does not compute {spec.op}"
+    return None
+
+
+def to_native(a):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a) if a.strides and min(a.strides) < 0 else a)
+
+
+def _setup(*tensors):
+    """Threads, and (result dtype, compute dtype) of the tensors."""
+    import torch
+
+    from candidates.runtime import threads
+
+    present = [t for t in tensors if t is not None]
+    if present[0].device.type == "cpu":
+        torch.set_num_threads(threads())
+    out = present[0].dtype
+    for t in present[1:]:
+        out = torch.promote_types(out, t.dtype)
+    compute = torch.float32 if out in (torch.float16, torch.bfloat16) else out
+    return out, compute
+
+
+def _functional(name, nsp):
+    import torch.nn.functional as F
+
+    return getattr(F, f"{name}{nsp}d")
+
+
+def _grad_fn(name, nsp):
+    import torch.nn.grad
+
+    return getattr(torch.nn.grad, f"conv{nsp}d_{name}")
+
+
+def _gather(xp, axis, lo, hi, border):
+    import torch
+
+    n = xp.shape[axis]
+    index = [source_index(i, n, border) for i in range(-lo, n + hi)]
+    return xp.index_select(axis, torch.tensor(index, device=xp.device))
+
+
+def _extend(x, pads, border, cval):
+    """x (N, C, *spatial) extended by per-side pads with the border (differentiable)."""
+    import torch.nn.functional as F
+
+    if not any(lo or hi for lo, hi in pads):
+        return x
+    flat = [v for lo_hi in reversed(pads) for v in lo_hi]
+    if border == "constant":
+        return F.pad(x, flat, mode="constant", value=float(cval))
+    sizes = x.shape[2:]
+    fits = {"edge": True, "reflect": all(lo < n and hi < n for n, (lo, hi) in zip(sizes, pads)),
+            "wrap": all(lo <= n and hi <= n for n, (lo, hi) in zip(sizes, pads)),
+            "symmetric": False}[border]
+    if fits and len(sizes) <= 3:
+        return F.pad(x, flat, mode=_TORCH_BORDER[border])
+    for axis, (lo, hi) in enumerate(pads, start=2):
+        if lo or hi:
+            x = _gather(x, axis, lo, hi, border)
+    return x
+
+
+def _conv_input(x, in_spatial, kernel, stride, padding, dilation, border, cval):
+    """(input to F.conv, torch padding argument) for our padding and border."""
+    pads = layer_padding(in_spatial, kernel, padding, stride, dilation)
+    symmetric = all(lo == hi for lo, hi in pads)
+    if symmetric and (border == "constant" and cval == 0 or not any(lo for lo, _ in pads)):
+        return x, tuple(lo for lo, _ in pads)
+    return _extend(x, pads, border, cval), 0
+
+
+def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="constant",
+         cval=0.0):
+    out, compute = _setup(x, w, bias)
+    nsp = x.ndim - 2
+    stride = positive_tuple(stride, nsp, "stride")
+    dilation = positive_tuple(dilation, nsp, "dilation")
+    xin, torch_padding = _conv_input(x.to(compute), tuple(x.shape[2:]), tuple(w.shape[2:]),
+                                     stride, padding, dilation, border, cval)
+    y = _functional("conv", nsp)(xin, w.to(compute), None if bias is None else bias.to(compute),
+                                 stride=stride, padding=torch_padding, dilation=dilation,
+                                 groups=groups)
+    return y.to(out)
+
+
+def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
+                   groups=1):
+    out, compute = _setup(x, w, bias)
+    y = _functional("conv_transpose", x.ndim - 2)(
+        x.to(compute), w.to(compute), None if bias is None else bias.to(compute), stride=stride,
+        padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
+    return y.to(out)
+
+
+def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                    border="constant", cval=0.0):
+    import torch
+
+    out, compute = _setup(dy, w)
+    nsp = dy.ndim - 2
+    in_spatial, kernel = tuple(input_shape[2:]), tuple(w.shape[2:])
+    stride = positive_tuple(stride, nsp, "stride")
+    dilation = positive_tuple(dilation, nsp, "dilation")
+    pads = layer_padding(in_spatial, kernel, padding, stride, dilation)
+    grad_input = _grad_fn("input", nsp)
+    if border == "constant" and all(lo == hi for lo, hi in pads):   # torch's own padding
+        return grad_input(tuple(input_shape), w.to(compute), dy.to(compute), stride=stride,
+                          padding=tuple(lo for lo, _ in pads), dilation=dilation,
+                          groups=groups).to(out)
+    padded = tuple(input_shape[:2]) + tuple(n + lo + hi for n, (lo, hi) in zip(in_spatial, pads))
+    grad_padded = grad_input(padded, w.to(compute), dy.to(compute), stride=stride, padding=0,
+                             dilation=dilation, groups=groups)
+    if border == "constant":      # the border read cval: its gradient goes nowhere
+        inside = tuple(slice(lo, lo + n) for n, (lo, _) in zip(in_spatial, pads))
+        return grad_padded[(slice(None), slice(None)) + inside].to(out)
+    # the border extension's own backward folds the border gradient into x (constant: crop)
+    x = torch.zeros(tuple(input_shape), dtype=compute, device=dy.device, requires_grad=True)
+    with torch.enable_grad():
+        _extend(x, pads, border, 0.0).backward(grad_padded)
+    return x.grad.to(out)
+
+
+def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                     border="constant", cval=0.0):
+    out, compute = _setup(x, dy)
+    nsp = x.ndim - 2
+    stride = positive_tuple(stride, nsp, "stride")
+    dilation = positive_tuple(dilation, nsp, "dilation")
+    xin, torch_padding = _conv_input(x.to(compute), tuple(x.shape[2:]), tuple(weight_shape[2:]),
+                                     stride, padding, dilation, border, cval)
+    dw = _grad_fn("weight", nsp)(xin, tuple(weight_shape), dy.to(compute), stride=stride,
+                                 padding=torch_padding, dilation=dilation, groups=groups)
+    return dw.to(out)
+
+
+def conv_grad_bias(dy):
+    out, compute = _setup(dy)
+    dims = (0,) + tuple(range(2, dy.ndim))
+    return dy.to(compute).sum(dim=dims).to(out)
