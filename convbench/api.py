@@ -32,7 +32,8 @@ def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | N
     spec = Spec.make(op, [tuple(a.shape) for a in present], [xp.dtype_name(a) for a in present],
                      **kwargs)
     if algorithm is None:
-        candidate = choose(spec, lib)
+        kernel = xp.to_numpy(present[1]) if spec.op in ("correlate", "convolve") else None
+        candidate = choose(spec, _choice_library(lib, present[0]), kernel)
     else:
         candidate = registry.get(op, algorithm)
         reason = candidate.unavailable() or candidate.supports(spec)
@@ -45,6 +46,14 @@ def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | N
         native = tuple(candidate.to_native(xp.to_numpy(a)) for a in present)
         out = spec.operation.call(candidate.function(), native, spec)
     return _to_caller(out, lib, present[0])
+
+
+def _choice_library(lib: str, template) -> str:
+    """CPU tensors convert to numpy without a copy, so they get the numpy choice; tensors
+    on a GPU stay there."""
+    if lib == "torch" and template.device.type == "cpu":
+        return "numpy"
+    return lib
 
 
 def _to_caller(out, lib: str, template):

@@ -21,6 +21,7 @@ SLOW_CALL_S = 10.0   # a single call slower than this is reported, not sampled 7
 def _row(case: Case, candidate: Candidate, status: str, detail: str = "", **extra) -> dict:
     row = {"op": case.spec.op, "case": case.id, "candidate": candidate.name, "status": status,
            "detail": detail, "device": candidate.device if status != "unavailable" else "",
+           "peer": candidate.peer, "default": False,
            "median": math.nan, "iqr": math.nan, "min": math.nan, "loops": 0, "samples": [],
            "ratio": math.nan, "worst": math.nan, "checked": "", "error_model": ""}
     row.update(extra)
@@ -81,7 +82,40 @@ def run_case(case: Case, candidates: list[Candidate], protocol: Protocol = QUICK
             t = timings[name]
             row.update(median=t.median, iqr=t.iqr, min=t.min, loops=t.loops, samples=t.samples,
                        ratio=t.median / fastest)
+    _mark_default(case, rows)
     return rows
+
+
+def _mark_default(case: Case, rows: list[dict]) -> None:
+    """Flag the row of the candidate convbench's default choice would run for this case."""
+    from convbench.choose import choose
+
+    kernel = case.arrays()[1] if case.spec.op in ("correlate", "convolve") else None
+    try:
+        name = choose(case.spec, "numpy", kernel).name
+    except ValueError:
+        return
+    for row in rows:
+        row["default"] = row["candidate"] == name
+
+
+def default_vs_peers(rows: list[dict]) -> list[dict]:
+    """Per case: the default choice's median over the fastest peer's, both from this run."""
+    out = []
+    for case in dict.fromkeys(r["case"] for r in rows):
+        mine = [r for r in rows if r["case"] == case]
+        default = next((r for r in mine if r["default"]), None)
+        peers = [r for r in mine if r["peer"] and r["median"] == r["median"]]
+        if default is None or not peers:
+            continue
+        best = min(peers, key=lambda r: r["median"])
+        timed = default["median"] == default["median"]
+        out.append({"case": case, "default": default["candidate"],
+                    "default_median": default["median"] if timed else math.nan,
+                    "fastest_peer": best["candidate"], "peer_median": best["median"],
+                    "ratio": default["median"] / best["median"] if timed else math.nan,
+                    "default_status": default["status"]})
+    return out
 
 
 def _bind(candidate, case, fn, native, spec):

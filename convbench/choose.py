@@ -1,46 +1,174 @@
 """The default choice of algorithm when the caller gives no ``algorithm=``.
 
-A short, explicit rule table read top to bottom; the first candidate that is available
-and supports the call wins. The order follows measurements on this project's 2-core
-machines (PEERS.md, results/README.md): OpenCV's filter2D is the fastest peer for 2-D
-images from 3x3 to 15x15 (and uses its DFT path beyond); scipy.ndimage is the general
-N-D fallback; torch keeps tensors on their device. shift_add_numpy needs nothing but
-numpy and handles every case, so it closes every list.
+The cost model is a measured table, not a formula fitted once somewhere else:
+
+1. A call is described by its features: op, rank, pixels (output size), kernel taps K
+   and shape, whether the kernel is separable (numerical rank 1, decided on its values
+   by the same rank test separable_numpy uses), result dtype class (integer out_dtype,
+   float16, float32, float64) and border.
+2. ``convbench tune`` times every verified candidate on the image-filtering sweep of
+   WORKLOADS.md (the ``images`` and ``seed`` suites, plus ``quick``) and stores, per case,
+   its features and the candidates ranked by median time. The table shipped in
+   ``convbench/choices.json`` was measured on this project's 2-core machine; a table
+   written by ``convbench tune`` to the user's cache directory replaces it.
+3. The row nearest to the call gives the ranking. Distance: |log2 pixels| + 2 |log2 K|
+   differences, plus fixed penalties for a different dtype class (8), separability (8),
+   rank (16), kernel aspect (4: 1xk vs kxk) and border (1). The first candidate of that
+   ranking that is available and supports the call wins.
+4. Ops without table rows use ``RULES``, a short preference list per (op, array library).
+
+A wrong result is never chosen: only candidates that passed verification on a case are
+ranked, and every candidate is verified on the small cases by the test suite.
 """
 from __future__ import annotations
 
+import functools
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
 from convbench import registry
 
-# (op, caller's array library) -> candidates in order of preference
+PACKAGED_TABLE = Path(__file__).with_name("choices.json")
+SCHEMA = "convbench-choices"
+
+# (op, caller's array library) -> candidates in order of preference, for ops (or calls)
+# the measured table does not cover.
 RULES = {
-    ("correlate", "numpy"): ("filter2d_opencv", "ndimage_scipy", "conv_torch", "shift_add_numpy"),
+    ("correlate", "numpy"): ("filter2d_opencv", "separable_numpy", "fft_scipy", "ndimage_scipy",
+                             "conv_torch", "shift_add_numpy"),
     ("correlate", "torch"): ("conv_torch", "filter2d_opencv", "ndimage_scipy", "shift_add_numpy"),
-    ("correlate", "cupy"): ("filter2d_opencv", "ndimage_scipy", "shift_add_numpy"),
+    ("correlate", "cupy"): ("fft_cupy", "ndimage_cupy", "filter2d_opencv", "ndimage_scipy",
+                            "shift_add_numpy"),
+    ("gaussian", "numpy"): ("iir_numba", "gaussianblur_opencv", "separable_numpy", "ndimage_scipy",
+                            "shift_add_numpy"),
 }
 for _op in ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight", "conv_grad_bias"):
     RULES[(_op, "numpy")] = ("conv_torch", "im2col_numpy")
-    RULES[(_op, "torch")] = ("conv_torch", "im2col_numpy")
+    RULES[(_op, "torch")] = ("cudnn_torch", "conv_torch", "im2col_numpy")
 for _op in ("max_pool", "avg_pool", "lp_pool", "max_pool_grad", "avg_pool_grad", "lp_pool_grad"):
-    RULES[(_op, "numpy")] = ("pool_torch", "strided_numpy")
-    RULES[(_op, "torch")] = ("pool_torch", "strided_numpy")
-RULES.update({("convolve", lib): names for (op, lib), names in list(RULES.items())
-              if op == "correlate"})
+    RULES[(_op, "numpy")] = ("strided_numpy", "pool_torch")
+    RULES[(_op, "torch")] = ("cudnn_torch", "pool_torch", "strided_numpy")
+for _lib in ("numpy", "torch", "cupy"):
+    RULES[("convolve", _lib)] = RULES[("correlate", _lib)]
+RULES[("gaussian", "torch")] = RULES[("gaussian", "numpy")]
+
+DTYPE_PENALTY, SEPARABLE_PENALTY, RANK_PENALTY, ASPECT_PENALTY, BORDER_PENALTY = 8, 8, 16, 4, 1
 
 
-def preference(op: str, library: str) -> tuple[str, ...]:
+def user_table_path() -> Path:
+    """Where ``convbench tune`` writes: $CONVBENCH_CACHE, else the XDG cache directory."""
+    root = os.environ.get("CONVBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "convbench")
+    return Path(root) / "choices.json"
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> list[dict]:
+    with open(path) as f:
+        doc = json.load(f)
+    if doc.get("schema") != SCHEMA:
+        raise ValueError(f"{path} is not a convbench choice table")
+    return doc["rows"]
+
+
+def table() -> list[dict]:
+    """The user's tuned table if there is one, else the packaged one (else empty)."""
+    for path in (user_table_path(), PACKAGED_TABLE):
+        if path.exists():
+            try:
+                return _load(str(path), path.stat().st_mtime)
+            except (OSError, ValueError, KeyError):
+                continue
+    return []
+
+
+def separable(w) -> bool:
+    """Numerical rank 1 (the rank test of separable_numpy, tied to the error bound)."""
+    w = np.asarray(w)
+    if w.ndim < 2 or sum(n > 1 for n in w.shape) < 2:
+        return True  # a 1-D or 1xk kernel is trivially separable
     try:
-        return RULES[(op, library)]
-    except KeyError:
-        raise ValueError(f"no default algorithm for op {op!r} on {library} arrays") from None
+        from candidates.correlate.separable_numpy import numerical_rank
+    except ImportError:
+        return False
+    return numerical_rank(w)[0] == 1
 
 
-def choose(spec, library: str = "numpy"):
-    """The first candidate in the rule's order that is available and supports ``spec``."""
+def dtype_class(spec) -> str:
+    out = spec.kwargs.get("out_dtype")
+    if out is not None and np.dtype(out).kind in "iu":
+        return "int"
+    return spec.operation.result_dtype(spec).name
+
+
+def features(spec, kernel=None) -> dict:
+    """What the choice depends on, for image-form specs (correlate, convolve, gaussian)."""
+    op = spec.operation
+    cspec = op.as_correlate(spec) if spec.op != "correlate" else spec
+    x_shape = cspec.shapes[0]
+    k_shape = cspec.shapes[1] if len(cspec.shapes) > 1 else ()
+    sep = spec.op == "gaussian" or (kernel is not None and separable(kernel))
+    return {"op": "correlate" if spec.op == "convolve" else spec.op, "rank": len(x_shape),
+            "pixels": math.prod(spec.output_shape()), "taps": max(math.prod(k_shape), 1),
+            "kernel": list(k_shape), "separable": bool(sep), "dtype": dtype_class(spec),
+            "border": spec.kwargs.get("border", "constant")}
+
+
+def _aspect(kernel_shape) -> str:
+    big = [n for n in kernel_shape if n > 1]
+    return "line" if len(big) <= 1 else "box"
+
+
+def distance(a: dict, b: dict) -> float:
+    d = abs(math.log2(max(a["pixels"], 1)) - math.log2(max(b["pixels"], 1)))
+    d += 2 * abs(math.log2(a["taps"]) - math.log2(b["taps"]))
+    d += DTYPE_PENALTY * (a["dtype"] != b["dtype"])
+    d += SEPARABLE_PENALTY * (a["separable"] != b["separable"])
+    d += RANK_PENALTY * (a["rank"] != b["rank"])
+    d += ASPECT_PENALTY * (_aspect(a["kernel"]) != _aspect(b["kernel"]))
+    d += BORDER_PENALTY * (a["border"] != b["border"])
+    return d
+
+
+def ranking(spec, library: str = "numpy", kernel=None) -> tuple[str, ...]:
+    """Candidate names in order of preference for this call."""
+    rows = [r for r in table() if r["op"] == ("correlate" if spec.op == "convolve" else spec.op)]
+    measured: tuple[str, ...] = ()
+    if rows and library in ("numpy", "torch") and spec.op in ("correlate", "convolve", "gaussian"):
+        f = features(spec, kernel)
+        nearest = min(rows, key=lambda r: distance(f, r))
+        measured = tuple(nearest["ranking"])
+    fallback = RULES.get((spec.op, library), ())
+    if library == "torch":  # tensors stay where they are: torch first, then the table
+        return tuple(dict.fromkeys(fallback[:1] + measured + fallback))
+    return tuple(dict.fromkeys(measured + fallback))
+
+
+def choose(spec, library: str = "numpy", kernel=None):
+    """The first candidate of ``ranking`` that is available and supports ``spec``."""
+    names = ranking(spec, library, kernel)
+    if not names:
+        raise ValueError(f"no default algorithm for op {spec.op!r} on {library} arrays")
+    known = {c.name: c for c in registry.candidates(spec.op)}
     reasons = []
-    for name in preference(spec.op, library):
-        candidate = registry.get(spec.op, name)
+    for name in names:
+        candidate = known.get(name)
+        if candidate is None:
+            continue
         reason = candidate.unavailable() or candidate.supports(spec)
         if reason is None:
             return candidate
         reasons.append(f"{name}: {reason}")
     raise ValueError(f"no algorithm can run {spec.id}: " + "; ".join(reasons))
+
+
+def preference(op: str, library: str) -> tuple[str, ...]:
+    """The static preference list (used where the measured table has no rows)."""
+    try:
+        return RULES[(op, library)]
+    except KeyError:
+        raise ValueError(f"no default algorithm for op {op!r} on {library} arrays") from None

@@ -35,25 +35,26 @@ def threads(n: int | None):
             stack.enter_context(threadpool_limits(limits=n))
         except ImportError:
             pass
-        if "torch" in saved:
-            sys.modules["torch"].set_num_threads(n)
-        if "cv2" in saved:
-            sys.modules["cv2"].setNumThreads(n)
+        # numba first: its OpenMP layer shares the OpenMP runtime torch reads its count from
         if "numba" in sys.modules:
             numba = sys.modules["numba"]
             saved["numba"] = numba.get_num_threads()
             numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        if "torch" in saved:
+            sys.modules["torch"].set_num_threads(n)
+        if "cv2" in saved:
+            sys.modules["cv2"].setNumThreads(n)
         saved["runtime"] = candidates.runtime._threads
         candidates.runtime.set_threads(n)
         yield n
     finally:
         stack.close()
+        if "numba" in saved:
+            sys.modules["numba"].set_num_threads(saved["numba"])
         if "torch" in saved:
             sys.modules["torch"].set_num_threads(saved["torch"])
         if "cv2" in saved:
             sys.modules["cv2"].setNumThreads(saved["cv2"])
-        if "numba" in saved:
-            sys.modules["numba"].set_num_threads(saved["numba"])
         candidates.runtime.set_threads(saved.get("runtime"))
 
 

@@ -24,6 +24,15 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "conv_torch": "candidates.correlate.conv_torch",
         "fft_scipy": "candidates.correlate.fft_scipy",
         "oaconvolve_scipy": "candidates.correlate.oaconvolve_scipy",
+        "separable_numpy": "candidates.correlate.separable_numpy",
+        "direct_numba": "candidates.correlate.direct_numba",
+        "fft_tiled_scipy": "candidates.correlate.fft_tiled_scipy",
+        "fftconvolve_scipy": "candidates.correlate.fftconvolve_scipy",
+    },
+    "gaussian": {
+        "ndimage_scipy": "candidates.gaussian.ndimage_scipy",
+        "gaussianblur_opencv": "candidates.gaussian.gaussianblur_opencv",
+        "iir_numba": "candidates.gaussian.iir_numba",
     },
     "conv": {**_CONV, "per_channel_opencv": "candidates.conv.per_channel_opencv"},
     "conv_transpose": dict(_CONV),
@@ -38,8 +47,14 @@ CANDIDATES: dict[str, dict[str, str]] = {
     "lp_pool_grad": dict(_POOL),
 }
 
-# op -> (op whose candidates it reuses, adapter name)
-REUSED = {"convolve": "correlate"}
+# Candidates that wrap another library's own routine as people call it: the peers that
+# convbench's algorithms are compared with ("ratio to the fastest peer"). The rest are ours.
+PEERS = frozenset({"ndimage_scipy", "filter2d_opencv", "conv_torch", "oaconvolve_scipy",
+                   "fftconvolve_scipy", "gaussianblur_opencv", "pool_torch", "cudnn_torch",
+                   "ndimage_cupy"})
+
+# op -> the op whose candidates it also runs (through Operation.correlate_call)
+REUSED = {"convolve": "correlate", "gaussian": "correlate"}
 
 # Which pip package provides each LIBRARY, for the "unavailable" reason.
 PIP_NAMES = {"cv2": "opencv-python-headless", "torch": "torch==2.13.0", "scipy": "scipy",
@@ -110,6 +125,10 @@ class Candidate:
         return _through(get_op(self.op), fn)
 
     @property
+    def peer(self) -> bool:
+        return self.fn is None and self.name in PEERS
+
+    @property
     def key(self) -> str:
         return f"{self.op}/{self.name}"
 
@@ -153,25 +172,33 @@ def _gpu_missing(library: str, module) -> str | None:
 
 
 def ops() -> list[str]:
-    return list(CANDIDATES) + [op for op in REUSED if op not in CANDIDATES]
+    return list(dict.fromkeys(list(CANDIDATES) + list(REUSED)))
+
+
+def _entries(op: str) -> list[tuple[str, str, str | None]]:
+    """(name, module, reused_from) of op: its own candidates, then the reused op's ones
+    (a reused name the op already has is skipped: the op's own module wins)."""
+    if op not in CANDIDATES and op not in REUSED:
+        raise ValueError(f"unknown op {op!r}; accepted: {', '.join(ops())}")
+    own = CANDIDATES.get(op, {})
+    out = [(name, path, None) for name, path in own.items()]
+    source = REUSED.get(op)
+    if source:
+        out += [(name, path, source) for name, path in CANDIDATES[source].items() if name not in own]
+    return out
 
 
 def candidates(op: str | None = None, names=None) -> list[Candidate]:
     """Registered candidates of ``op`` (or every op), optionally only ``names``."""
     out = []
     for o in ([op] if op else ops()):
-        source = REUSED.get(o, o)
-        if source not in CANDIDATES:
-            raise ValueError(f"unknown op {o!r}; accepted: {', '.join(ops())}")
-        for name, path in CANDIDATES[source].items():
-            if names and name not in names:
-                continue
-            out.append(Candidate(o, name, path, reused_from=source if source != o else None))
+        for name, path, source in _entries(o):
+            if not names or name in names:
+                out.append(Candidate(o, name, path, reused_from=source))
     if names:
-        known = {c.name for c in out}
-        missing = [n for n in names if n not in known]
+        missing = [n for n in names if n not in {c.name for c in out}]
         if missing:
-            all_names = sorted({n for o in ops() for n in CANDIDATES[REUSED.get(o, o)]})
+            all_names = sorted({n for o in ([op] if op else ops()) for n, _, _ in _entries(o)})
             raise ValueError(f"unknown candidate(s) {missing}; accepted: {', '.join(all_names)}")
     return out
 

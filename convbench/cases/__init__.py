@@ -15,6 +15,7 @@ suites, merged in ``all_suites()``:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -52,16 +53,13 @@ class Case:
         return int.from_bytes(hashlib.sha256(self.id.encode()).digest()[:4], "little")
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """The inputs, the same on every call and every machine."""
-        rng = np.random.default_rng(self.seed)
+        """The inputs, the same on every call and every machine: fresh copies (a candidate
+        that writes into its inputs cannot spoil the next one), generated once."""
+        view = tuple(slice(None, None, 2) for _ in self.spec.shapes[0]) if self.strided else ()
         out = []
-        for i, (shape, dtype) in enumerate(zip(self.spec.shapes, self.spec.dtypes)):
-            if self.strided:
-                big = make_array(self.recipe(i), tuple(2 * n for n in shape), dtype, rng)
-                a = big[tuple(slice(None, None, 2) for _ in shape)]
-            else:
-                a = make_array(self.recipe(i), shape, dtype, rng)
-            out.append(a)
+        for base in _generated(self):
+            copy = base.copy()
+            out.append(copy[view[:copy.ndim]] if self.strided else copy)
         return tuple(out)
 
     @property
@@ -70,6 +68,15 @@ class Case:
 
     def __str__(self) -> str:
         return self.id
+
+
+@functools.lru_cache(maxsize=2)
+def _generated(case: Case) -> tuple[np.ndarray, ...]:
+    """The arrays of ``case`` (twice the size per axis when strided: views are taken)."""
+    rng = np.random.default_rng(case.seed)
+    scale = 2 if case.strided else 1
+    return tuple(make_array(case.recipe(i), tuple(scale * n for n in shape), dtype, rng)
+                 for i, (shape, dtype) in enumerate(zip(case.spec.shapes, case.spec.dtypes)))
 
 
 def make_case(op: str, shapes, dtypes, data=(), strided=False, name="", tags=(), **kwargs) -> Case:
@@ -81,10 +88,10 @@ def make_case(op: str, shapes, dtypes, data=(), strided=False, name="", tags=(),
 
 def all_suites() -> dict[str, dict]:
     """suite name -> op -> case builder, merged from the family modules (explicit list)."""
-    from convbench.cases import conv, correlate, pool
+    from convbench.cases import conv, correlate, gaussian, pool
 
     merged: dict[str, dict] = {}
-    for family in (correlate, conv, pool):
+    for family in (correlate, conv, pool, gaussian):
         for name, builders in family.SUITES.items():
             merged.setdefault(name, {}).update(builders)
     return merged
