@@ -1,4 +1,4 @@
-"""convbench's command line: list, verify, bench, run."""
+"""convbench's command line: list, verify, bench, run, tune, report, gate."""
 from __future__ import annotations
 
 import os
@@ -116,6 +116,21 @@ def bench_table(rows) -> str:
     return format_table(out)
 
 
+def default_table(rows) -> str:
+    """The default choice against the fastest peer of each case (both from this run)."""
+    from convbench.bench import default_vs_peers
+    from convbench.table import format_seconds, format_table
+
+    pairs = default_vs_peers(rows)
+    if not pairs:
+        return ""
+    return format_table([{"case": p["case"], "default choice": p["default"],
+                          "median": format_seconds(p["default_median"]),
+                          "fastest peer": p["fastest_peer"], "peer median": format_seconds(p["peer_median"]),
+                          "ratio": f"{p['ratio']:.2f}x" if p["ratio"] == p["ratio"] else p["default_status"]}
+                         for p in pairs])
+
+
 def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
     from convbench import bench, machine, results
     from convbench.progress import Progress
@@ -131,6 +146,10 @@ def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
         rows = bench.run(cases, candidates, protocol, progress)
     progress.close()
     print(bench_table(rows))
+    summary = default_table(rows)
+    if summary:
+        print()
+        print(summary)
     if not args.no_save:
         path = results.save_run(rows, suite=suite_name, machine=machine.metadata(n),
                                 protocol=vars(protocol), command=" ".join(["convbench"] + args.argv),
@@ -173,6 +192,34 @@ def cmd_gate(args) -> int:
     return gate.run_args(args)
 
 
+def cmd_tune(args) -> int:
+    """Measure the choice table on this machine (convbench/choose.py reads it)."""
+    from convbench import tune
+    from convbench.progress import Progress
+    from convbench.timing import FULL, QUICK
+
+    cases = tune.tune_cases(args.suite or tune.TUNED_SUITES, _split(args.op) or tune.TUNED_OPS,
+                            _split(args.filter), args.skip_large)
+    progress = Progress(len(cases), "tune")
+    path, rows = tune.tune(args.output, suites=args.suite or tune.TUNED_SUITES,
+                           ops=_split(args.op) or tune.TUNED_OPS, threads=args.threads,
+                           protocol=FULL if args.protocol == "full" else QUICK,
+                           case_filter=_split(args.filter), skip_large=args.skip_large,
+                           progress=progress)
+    progress.close()
+    print(bench_table(rows))
+    print(f"choice table for {len(cases)} cases written to {path}")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from convbench import report
+
+    for path in report.report(args.run or None, args.output):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convbench", description=__doc__.strip() if __doc__ else None)
     sub = p.add_subparsers(dest="command", required=True)
@@ -204,6 +251,21 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-save", action="store_true", help="do not write results/runs/*.json")
         sp.add_argument("--results-dir", default=None, help="where run files go (default results/runs)")
         sp.set_defaults(func=fn)
+
+    sp = sub.add_parser("tune", help="measure the default-choice table on this machine")
+    sp.add_argument("--op", action="append", help="ops to tune (default correlate, gaussian)")
+    sp.add_argument("--suite", action="append", help="suites to measure (default quick, seed, images)")
+    sp.add_argument("--filter", action="append", help="only cases whose id contains this")
+    sp.add_argument("--skip-large", action="store_true", help="leave out cases tagged large (seed-fft-10k)")
+    sp.add_argument("--threads", type=int, default=None)
+    sp.add_argument("--protocol", choices=("quick", "full"), default="quick")
+    sp.add_argument("--output", default=None, help="table path (default: the user cache, see convbench.choose)")
+    sp.set_defaults(func=cmd_tune)
+
+    sp = sub.add_parser("report", help="plots and tables from run files (results/report/)")
+    sp.add_argument("--run", action="append", help="run file(s) (default: the newest images run)")
+    sp.add_argument("--output", default=None, help="folder (default results/report)")
+    sp.set_defaults(func=cmd_report)
 
     from convbench import gate
 

@@ -1,0 +1,135 @@
+"""``convbench report``: pictures and tables from run files.
+
+- time against kernel size per algorithm on 1024x1024 float32 (the images sweep), with
+  the direct-summation floor (2 K flops per pixel at the measured float32 GEMM rate),
+  log-log, so the direct/FFT/separable crossovers show;
+- what each border mode does at an image edge (a photograph's corner, extended);
+- the default choice against the fastest peer, per case, as a Markdown table.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from convbench import results
+
+SWEEP_CASE = re.compile(r"^sweep-correlate-x1024x1024-w(\d+)x\1-constant-f32$")
+
+
+def gemm_gflops(n: int = 1024, repeat: int = 5) -> float:
+    """Measured float32 matrix-product rate (numpy's BLAS): the compute roof."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def latest_run(suite: str) -> Path:
+    runs = sorted(results.RUNS_DIR.glob(f"*-{suite}*.json"))
+    if not runs:
+        raise ValueError(f"no run of suite {suite!r} under {results.RUNS_DIR}: "
+                         f"run `convbench bench --suite {suite}` first")
+    return runs[-1]
+
+
+def kernel_size_plot(frame, path: Path, gflops: float) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = frame[frame["case"].str.match(SWEEP_CASE.pattern)].copy()
+    if frame.empty:
+        raise ValueError("the run has no 1024x1024 float32 sweep cases (convbench bench --suite images)")
+    frame["k"] = frame["case"].str.extract(SWEEP_CASE.pattern)[0].astype(int)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for name, group in frame.groupby("candidate"):
+        group = group.dropna(subset=["median"]).sort_values("k")
+        if group.empty:
+            continue
+        style = "-o" if group["peer"].iloc[0] else "-s"
+        ax.plot(group["k"], group["median"] * 1e3, style, label=name + (" (peer)" if group["peer"].iloc[0] else ""))
+    ks = np.array(sorted(frame["k"].unique()))
+    floor = 2 * ks**2 * 1024 * 1024 / (gflops * 1e9) * 1e3
+    ax.plot(ks, floor, "k--", label=f"direct floor: 2K flop/pixel at {gflops:.0f} GFLOP/s")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(ks, [f"{k}x{k}" for k in ks])
+    ax.set_xlabel("kernel size")
+    ax.set_ylabel("median time per call (ms)")
+    ax.set_title("correlate, 1024x1024 float32, constant border (one run, interleaved)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def borders_picture(path: Path, width: int = 48) -> Path:
+    """A photograph's top-left corner extended by each border (the oracle's pad)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from convbench.data import photo
+    from refimpl.pad import BORDERS, pad
+
+    corner = photo("camera")[:96, :96].astype(np.float64)
+    fig, axes = plt.subplots(1, len(BORDERS), figsize=(3 * len(BORDERS), 3.4))
+    for ax, border in zip(axes, BORDERS):
+        ext = pad(corner, ((width, 0), (width, 0)), border, cval=128.0)
+        ax.imshow(ext, cmap="gray", vmin=0, vmax=255)
+        ax.axhline(width - 0.5, color="r", lw=0.8)
+        ax.axvline(width - 0.5, color="r", lw=0.8)
+        ax.set_title(border)
+        ax.axis("off")
+    fig.suptitle("border modes at the top-left corner of camera (red: image edge)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def default_table(run_path: Path) -> str:
+    from convbench.bench import default_vs_peers
+    from convbench.table import format_seconds
+
+    doc = results.load_run(run_path)
+    rows = [{**r, "median": r["median"] if r["median"] is not None else math.nan}
+            for r in doc["rows"]]
+    lines = ["| case | default choice | median | fastest peer | median | ratio |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in default_vs_peers(rows):
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] == r["ratio"] else r["default_status"]
+        lines.append(f"| {r['case']} | {r['default']} | {format_seconds(r['default_median'])} | "
+                     f"{r['fastest_peer']} | {format_seconds(r['peer_median'])} | {ratio} |")
+    return "\n".join(lines)
+
+
+def report(run_paths=None, out_dir: Path | None = None) -> list[Path]:
+    out_dir = Path(out_dir) if out_dir else results.RUNS_DIR.parent / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    if run_paths is None:
+        run_paths = [latest_run("images")]
+    frame = results.load_frame(run_paths)
+    try:
+        written.append(kernel_size_plot(frame, out_dir / "kernel_size.png", gemm_gflops()))
+    except ValueError as exc:
+        print(f"kernel-size plot skipped: {exc}")
+    written.append(borders_picture(out_dir / "borders.png"))
+    tables = "\n\n".join(f"### {Path(p).name}\n\n{default_table(Path(p))}" for p in run_paths)
+    md = out_dir / "default_vs_peers.md"
+    results.write_atomic(md, "# Default choice against the fastest peer (same run)\n\n" + tables + "\n")
+    written.append(md)
+    return written

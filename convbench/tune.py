@@ -1,0 +1,78 @@
+"""``convbench tune``: measure the choice table on this machine.
+
+Times every verified candidate on the image-filtering workloads (default: the quick, seed
+and images suites for correlate and gaussian) and writes, per case, its features and
+the candidates ranked by median (verified ones only; a candidate too slow to sample
+comes after every sampled one). convbench.choose reads the table.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from convbench import bench, machine, registry
+from convbench.cases import Case, all_suites, suite
+from convbench.choose import SCHEMA, features, user_table_path
+from convbench.results import write_atomic
+from convbench.timing import QUICK, Protocol
+
+TUNED_OPS = ("correlate", "gaussian")
+TUNED_SUITES = ("quick", "seed", "images")
+
+
+def ranked(rows: list[dict]) -> list[str]:
+    """Verified candidates by median; 'slow' ones (one call only) after, by that call."""
+    timed = sorted((r for r in rows if r["status"] == "pass" and not math.isnan(r["median"])),
+                   key=lambda r: r["median"])
+    slow = sorted((r for r in rows if r["status"] == "slow"), key=lambda r: r["min"])
+    return [r["candidate"] for r in timed + slow]
+
+
+def table_rows(cases: list[Case], rows: list[dict]) -> list[dict]:
+    out = []
+    for case in cases:
+        mine = [r for r in rows if r["case"] == case.id]
+        order = ranked(mine)
+        if not order:
+            continue
+        kernel = case.arrays()[1] if case.spec.op in ("correlate", "convolve") else None
+        row = features(case.spec, kernel)
+        row.update(case=case.id, ranking=order,
+                   medians={r["candidate"]: r["median"] for r in mine
+                            if r["status"] == "pass" and not math.isnan(r["median"])})
+        out.append(row)
+    return out
+
+
+def tune_cases(suites=TUNED_SUITES, ops=TUNED_OPS, case_filter=None, skip_large=False) -> list[Case]:
+    cases: dict[str, Case] = {}
+    for name in suites:
+        for op in ops:
+            if op in all_suites().get(name, {}):
+                for case in suite(name, op):
+                    if skip_large and "large" in case.tags:
+                        continue
+                    if not case_filter or any(f in case.id for f in case_filter):
+                        cases.setdefault(case.id, case)
+    return list(cases.values())
+
+
+def tune(path: Path | None = None, *, suites=TUNED_SUITES, ops=TUNED_OPS, threads=None,
+         protocol: Protocol = QUICK, case_filter=None, skip_large=False, progress=None,
+         slow_call_s: float = 5.0) -> tuple[Path, list[dict]]:
+    path = Path(path) if path else user_table_path()
+    cases = tune_cases(suites, ops, case_filter, skip_large)
+    if not cases:
+        raise ValueError(f"no cases to tune in suites {suites} for ops {ops}")
+    rows = []
+    with machine.threads(threads) as n:
+        for case in cases:
+            rows.extend(bench.run_case(case, registry.candidates(case.spec.op), protocol, slow_call_s))
+            if progress:
+                progress(case.id)
+    doc = {"schema": SCHEMA, "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "machine": machine.metadata(n), "rows": table_rows(cases, rows)}
+    write_atomic(path, json.dumps(doc, indent=1, default=float) + "\n")
+    return path, rows
