@@ -939,3 +939,50 @@ class TestChoose:
             convbench.correlate(np.ones((5, 5)), np.ones((3, 3)), border="bogus")
         with pytest.raises(TypeError):
             convbench.correlate(np.ones((5, 5)), np.ones((3, 3)), mode="reflect")
+
+
+# ----------------------------------------------------------------------------- tune, report
+
+
+class TestTuneAndReport:
+    def test_tune_writes_a_table_that_choose_reads(self, tmp_path, monkeypatch):
+        from convbench import choose as choose_module
+        from convbench import tune
+
+        monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path))
+        path, rows = tune.tune(suites=("quick",), ops=("correlate",), case_filter=["camera-sharpen"],
+                               threads=1)
+        assert path == tmp_path / "choices.json"
+        doc = json.loads(path.read_text())
+        assert doc["schema"] == "convbench-choices" and len(doc["rows"]) == 1
+        row = doc["rows"][0]
+        passing = sorted((r for r in rows if r["status"] == "pass"), key=lambda r: r["median"])
+        assert row["ranking"][: len(passing)] == [r["candidate"] for r in passing]
+        assert row["separable"] is False and row["taps"] == 9 and row["dtype"] == "float32"
+        # choose now follows the measured ranking for a call like that case
+        spec = Spec.make("correlate", [(500, 500), (3, 3)], ["float32"] * 2, border="symmetric")
+        assert choose_module.ranking(spec, "numpy", np.ones((3, 3)) + np.eye(3))[0] == row["ranking"][0]
+
+    def test_report_writes_plot_borders_and_table(self, tmp_path):
+        pytest.importorskip("matplotlib")
+        pytest.importorskip("skimage.data")
+        from convbench import report
+
+        rows = []
+        for k, t_direct, t_fft in ((3, 1e-3, 9e-3), (15, 2e-2, 1e-2), (63, 4e-1, 1.2e-2)):
+            case = f"sweep-correlate-x1024x1024-w{k}x{k}-constant-f32"
+            for name, t, peer in (("filter2d_opencv", t_direct, True), ("fft_scipy", t_fft, False)):
+                rows.append({"op": "correlate", "case": case, "candidate": name, "status": "pass",
+                             "detail": "", "device": "cpu", "peer": peer,
+                             "default": name == "fft_scipy", "median": t, "iqr": 0.0, "min": t,
+                             "loops": 1, "samples": [t] * 7, "ratio": 1.0, "worst": 0.1,
+                             "checked": "all", "error_model": "direct"})
+        run = results.save_run(rows, suite="images", machine={"hostname": "h"}, protocol={},
+                               command="test", directory=tmp_path)
+        written = report.report([run], tmp_path / "report")
+        names = {p.name for p in written}
+        assert {"kernel_size.png", "borders.png", "default_vs_peers.md"} <= names
+        assert all(p.stat().st_size > 1000 for p in written if p.suffix == ".png")
+        table = (tmp_path / "report" / "default_vs_peers.md").read_text()
+        # 3x3: fft 9 ms vs peer 1 ms -> 9.00; 63x63: 12 ms vs 400 ms -> 0.03
+        assert "| 9.00 |" in table and "| 0.03 |" in table
