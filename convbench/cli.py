@@ -111,9 +111,27 @@ def bench_table(rows) -> str:
             "median": format_seconds(r["median"]) if timed else "",
             "IQR": format_seconds(r["iqr"]) if timed else "",
             "ratio": f"{r['ratio']:.2f}x" if timed else "",
+            **({"peak extra": f"{r['peak_extra_bytes'] / 2**20:.1f} MiB"
+                if r.get("peak_extra_bytes") is not None else ""} if "peak_extra_bytes" in r else {}),
             "note": r["detail"][:70],
         })
     return format_table(out)
+
+
+def _probe_memory(rows, suite_name: str, threads: int) -> None:
+    """Peak extra memory of each verified candidate, one fresh process per row."""
+    from convbench.memory import peak_extra_bytes
+    from convbench.progress import Progress
+
+    todo = [r for r in rows if r["status"] in ("pass", "slow")]
+    progress = Progress(len(todo), "memory")
+    for r in todo:
+        try:
+            r["peak_extra_bytes"] = peak_extra_bytes(r["op"], r["candidate"], suite_name, r["case"], threads)["extra"]
+        except Exception as exc:  # a probe that fails leaves the column empty, with the reason
+            r["detail"] = (r["detail"] + f"; memory probe failed: {exc}").strip("; ")
+        progress(r["case"])
+    progress.close()
 
 
 def default_table(rows) -> str:
@@ -145,6 +163,8 @@ def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
     with machine.threads(args.threads) as n:
         rows = bench.run(cases, candidates, protocol, progress)
     progress.close()
+    if getattr(args, "memory", False):
+        _probe_memory(rows, suite_name, n)
     print(bench_table(rows))
     summary = default_table(rows)
     if summary:
@@ -249,6 +269,8 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--protocol", choices=("quick", "full"), default="quick",
                         help="quick: short samples; full: longer warm-up and 15 samples")
         sp.add_argument("--no-save", action="store_true", help="do not write results/runs/*.json")
+        sp.add_argument("--memory", action="store_true",
+                        help="also measure each verified candidate's peak extra memory (a process per row)")
         sp.add_argument("--results-dir", default=None, help="where run files go (default results/runs)")
         sp.set_defaults(func=fn)
 

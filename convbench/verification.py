@@ -51,7 +51,7 @@ class Reference:
     ref: np.ndarray               # oracle values (whole output, or at points)
     absref: np.ndarray            # the op on absolute values: the error bound's scale
     points: tuple | None          # index arrays of the sampled points, None when whole
-    norms: tuple[float, float]    # ||x padded||_2 (bounded), ||w||_2, for the fft model
+    norms: tuple[float, ...]      # ||x padded||_2 (bounded), ||w||_2 (fft); max(|x|, |cval|) (iir)
     length: int                   # FFT transform length (product over axes)
 
 
@@ -83,12 +83,12 @@ def _norms(case: Case, arrays):
     """(||x padded||_2 bounded above, ||w||_2) and the FFT length, for the 'fft' model.
     Padded samples are copies of x or cval, so each adds at most max(|x|, |cval|)**2."""
     spec = case.spec
-    x = np.asarray(arrays[0], dtype=np.float64)
-    w = np.asarray(arrays[1] if len(arrays) > 1 else 1.0, dtype=np.float64)  # one-array ops
+    x = np.abs(np.asarray(arrays[0])).astype(np.float64)   # |.| first: complex keeps its size
+    w = np.abs(np.asarray(arrays[1] if len(arrays) > 1 else 1.0)).astype(np.float64)
     padded, length = spec.operation.fft_sizes(spec)
     big = max(float(np.max(np.abs(x), initial=0.0)), abs(float(spec.kwargs.get("cval", 0.0))))
     nx = math.sqrt(float(np.sum(x * x)) + max(padded - x.size, 0) * big * big)
-    return (nx, float(np.linalg.norm(w))), length
+    return (nx, float(np.linalg.norm(w)), big), length  # big: max(|x|, |cval|), for 'iir'
 
 
 @functools.lru_cache(maxsize=32)

@@ -986,3 +986,17 @@ class TestTuneAndReport:
         table = (tmp_path / "report" / "default_vs_peers.md").read_text()
         # 3x3: fft 9 ms vs peer 1 ms -> 9.00; 63x63: 12 ms vs 400 ms -> 0.03
         assert "| 9.00 |" in table and "| 0.03 |" in table
+
+
+class TestMemory:
+    def test_peak_extra_memory_sees_a_large_temporary(self):
+        """shift_add_numpy pads the image into a float64 copy for a float64 case: its peak
+        extra memory is at least that copy; the probe must see it."""
+        from convbench.cases import suite
+        from convbench.memory import peak_extra_bytes
+
+        case = next(c for c in suite("quick", "correlate") if c.id.startswith("seed-imfilter-3x3"))
+        got = peak_extra_bytes("correlate", "shift_add_numpy", "quick", case.id, threads=1)
+        padded = 1002 * 1002 * 8
+        assert got["output"] == 1000 * 1000 * 8
+        assert padded * 0.9 <= got["extra"] < 20 * padded
