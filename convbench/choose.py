@@ -40,7 +40,10 @@ SCHEMA = "convbench-choices"
 RULES = {
     ("correlate", "numpy"): ("filter2d_opencv", "separable_numpy", "fft_scipy", "ndimage_scipy",
                              "conv_torch", "shift_add_numpy"),
-    ("correlate", "torch"): ("conv_torch", "filter2d_opencv", "ndimage_scipy", "shift_add_numpy"),
+    # "torch" means tensors on a GPU (CPU tensors get the numpy choice, see api.py): cuDNN
+    # through torch first, then our Triton kernel; not yet measured on a GPU here
+    ("correlate", "torch"): ("conv_torch", "direct_triton", "filter2d_opencv", "ndimage_scipy",
+                             "shift_add_numpy"),
     ("correlate", "cupy"): ("fft_cupy", "ndimage_cupy", "filter2d_opencv", "ndimage_scipy",
                             "shift_add_numpy"),
     ("gaussian", "numpy"): ("iir_numba", "gaussianblur_opencv", "separable_numpy", "ndimage_scipy",
@@ -48,7 +51,7 @@ RULES = {
 }
 for _op in ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight", "conv_grad_bias"):
     RULES[(_op, "numpy")] = ("conv_torch", "im2col_numpy")
-    RULES[(_op, "torch")] = ("cudnn_torch", "conv_torch", "im2col_numpy")
+    RULES[(_op, "torch")] = ("cudnn_autotune_torch", "cudnn_torch", "conv_torch", "im2col_numpy")
 for _op in ("max_pool", "avg_pool", "lp_pool", "max_pool_grad", "avg_pool_grad", "lp_pool_grad"):
     RULES[(_op, "numpy")] = ("strided_numpy", "pool_torch")
     RULES[(_op, "torch")] = ("cudnn_torch", "pool_torch", "strided_numpy")

@@ -107,7 +107,8 @@ def bench_table(rows) -> str:
         timed = not math.isnan(r["median"])
         out.append({
             "case": r["case"], "candidate": r["candidate"],
-            "verified": r["status"] if r["status"] != "pass" else f"pass ({r['checked']})",
+            "verified": r["status"] if r["status"] != "pass" else
+            f"pass ({r['checked']}{'' if r['error_model'] in ('direct', '') else ', ' + r['error_model']})",
             "median": format_seconds(r["median"]) if timed else "",
             "IQR": format_seconds(r["iqr"]) if timed else "",
             "ratio": f"{r['ratio']:.2f}x" if timed else "",

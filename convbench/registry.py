@@ -15,6 +15,12 @@ from typing import Callable
 # A module serving several ops defines one function per op (conv, conv_grad_input, ...).
 _CONV = {"im2col_numpy": "candidates.conv.im2col_numpy", "conv_torch": "candidates.conv.conv_torch"}
 _POOL = {"strided_numpy": "candidates.pool.strided_numpy", "pool_torch": "candidates.pool.pool_torch"}
+# GPU candidates (issue 6): cuDNN through torch (three settings), our Triton kernels, CuPy.
+_CUDNN = {"cudnn_torch": "candidates.conv.cudnn_torch",
+          "cudnn_autotune_torch": "candidates.conv.cudnn_autotune_torch",
+          "cudnn_tf32_torch": "candidates.conv.cudnn_tf32_torch"}
+_GEMM_TRITON = {"implicit_gemm_triton": "candidates.conv.implicit_gemm_triton"}
+_POOL_GPU = {"cudnn_torch": "candidates.pool.cudnn_torch"}
 
 CANDIDATES: dict[str, dict[str, str]] = {
     "correlate": {
@@ -28,23 +34,28 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "direct_numba": "candidates.correlate.direct_numba",
         "fft_tiled_scipy": "candidates.correlate.fft_tiled_scipy",
         "fftconvolve_scipy": "candidates.correlate.fftconvolve_scipy",
+        "ndimage_cupy": "candidates.correlate.ndimage_cupy",
+        "fft_cupy": "candidates.correlate.fft_cupy",
+        "direct_triton": "candidates.correlate.direct_triton",
     },
     "gaussian": {
         "ndimage_scipy": "candidates.gaussian.ndimage_scipy",
         "gaussianblur_opencv": "candidates.gaussian.gaussianblur_opencv",
         "iir_numba": "candidates.gaussian.iir_numba",
     },
-    "conv": {**_CONV, "per_channel_opencv": "candidates.conv.per_channel_opencv"},
-    "conv_transpose": dict(_CONV),
-    "conv_grad_input": dict(_CONV),
-    "conv_grad_weight": dict(_CONV),
-    "conv_grad_bias": dict(_CONV),
-    "max_pool": dict(_POOL),
-    "avg_pool": dict(_POOL),
-    "lp_pool": dict(_POOL),
-    "max_pool_grad": dict(_POOL),
-    "avg_pool_grad": dict(_POOL),
-    "lp_pool_grad": dict(_POOL),
+    "conv": {**_CONV, "per_channel_opencv": "candidates.conv.per_channel_opencv", **_CUDNN,
+             **_GEMM_TRITON},
+    "conv_relu": {"conv_torch": "candidates.conv.conv_torch", **_CUDNN, **_GEMM_TRITON},
+    "conv_transpose": {**_CONV, **_CUDNN},
+    "conv_grad_input": {**_CONV, **_CUDNN},
+    "conv_grad_weight": {**_CONV, **_CUDNN},
+    "conv_grad_bias": {**_CONV, "cudnn_torch": "candidates.conv.cudnn_torch"},
+    "max_pool": {**_POOL, **_POOL_GPU},
+    "avg_pool": {**_POOL, **_POOL_GPU},
+    "lp_pool": {**_POOL, **_POOL_GPU},
+    "max_pool_grad": {**_POOL, **_POOL_GPU},
+    "avg_pool_grad": {**_POOL, **_POOL_GPU},
+    "lp_pool_grad": {**_POOL, **_POOL_GPU},
 }
 
 # Candidates that wrap another library's own routine as people call it: the peers that

@@ -10,6 +10,38 @@ fft     FFT convolution is normwise stable (Higham §24.1): every element obeys
         |y - y_ref| <= c * u * log2(L) * ||x_padded||_2 * ||w||_2, L = transform length,
         plus the final rounding; c = 4 covers the forward, pointwise and inverse stages.
 exact   the result must equal the oracle bit for bit (max pooling, exact integer paths).
+tf32    TensorFloat-32 paths (cuDNN/cuBLAS with TF32 allowed, which is torch's default for
+        convolutions; tl.dot with input_precision="tf32"): every float32 input is converted
+        to TF32 (10 explicit significand bits, unit roundoff u_t = 2**-11), the product of
+        two TF32 values is exact in float32, and the products are summed in float32. Some
+        hardware paths chop instead of rounding (an mma on raw float32 registers keeps the
+        high 19 bits), so each conversion is bounded by 2 u_t:
+            |y - y_ref| <= ((1 + 2 u_t)**2 (1 + gamma_K(u_32)) - 1) * (|x| (*) |w|)
+        plus the final rounding of a narrower result: about 2**-9 + K 2**-24 relative to the
+        scale, against K 2**-24 for 'direct' (a per-product term 2**15 times float32's unit
+        roundoff). float64 results never use TF32: 'direct'.
+        It is its own precision class: a TF32 result checked under 'direct' fails, with its
+        error in the report (users have been bitten by TF32 silently changing results).
+iir     recursive (IIR) Gaussian filters approximate the sampled truncated Gaussian kernel
+        of the 'gaussian' op by an infinite impulse response h. Their error is the kernel
+        error e = h - g (N-D: the product of the 1-D responses minus the product of the
+        1-D kernels) applied to the border-extended input, so
+            |y - y_ref| <= ||e||_1 * M,   M = max(max |x|, |cval|)  (norms[2])
+        and ||e||_1 <= (filtered axes) * max per-axis ||e||_1 * (1 + 1e-3). The bound is
+            |y - y_ref| <= IIR_EPS * M + gamma_K(u) * (|x| (*) |w|) + final rounding,
+        IIR_EPS = 3e-3 for Deriche's 4th-order filter (candidates/gaussian/iir_numba.py)
+        on at most 3 filtered axes, sigma >= 1 and truncate >= 4. Measured per-axis
+        ||e||_1 (impulse response against the truncate-4 kernel, a 0.0025-step scan of
+        sigma in [0.5, 4] and sigma up to 1000): 8.18e-4 max for sigma >= 1 (at sigma 1.0;
+        8.84e-4 at 0.5), 5.9e-4 at sigma 5, 5.65e-4 at 20 and 50. 3 axes: 2.46e-3, plus
+        6e-6 for the line extension (the recursion starts in its steady state 8-9 sigma
+        out), float32 roundings of the stored passes (a few 1e-8) and of float32
+        recursion states (used up to sigma 32: at most 2.2e-5 per axis measured) -> 3e-3
+        (the margin, 5.4e-4, is 8x the last two on 3 axes). 2-D: the input
+        x = sign(e) reaches ||e||_1 exactly: 1.28e-3 at sigma 1, 1.0e-3 for sigma >= 1.5.
+        Images (2-D random normal, step edge, impulse, camera()): 1e-6 .. 5.6e-4 * M.
+        The gamma_K term is the 'direct' one (a candidate may round like a direct sum).
+        A sigma off by 10% changes a filtered step edge by ~2% of its height: far outside.
 
 Integer results (``out_dtype``): a candidate's value must lie in
 [round_sat(y_ref - tol), round_sat(y_ref + tol)] with tol from the floating model used to
@@ -23,8 +55,9 @@ import numpy as np
 
 from convbench.dtypes import ACCUMULATION, UNIT_ROUNDOFF, saturate_cast
 
-MODELS = ("direct", "fft", "exact")
+MODELS = ("direct", "fft", "exact", "tf32", "iir")
 FFT_CONSTANT = 4.0
+IIR_EPS = 3e-3
 
 
 def gamma(k: int, u: float) -> float:
@@ -46,7 +79,8 @@ def compute_dtype(result_dtype) -> str:
 def bound(model: str, *, result_dtype, ref, absref, terms: int, norms=None, length=None):
     """Elementwise tolerance for a floating result of ``result_dtype``.
 
-    ``norms`` = (||x_padded||_2, ||w||_2) and ``length`` the FFT length, for 'fft'.
+    ``norms`` = (||x_padded||_2, ||w||_2, max(|x|, |cval|)) and ``length`` the FFT length,
+    for 'fft' (the first two) and 'iir' (the third).
     """
     if model not in MODELS:
         raise ValueError(f"unknown error model {model!r}; accepted: {MODELS}")
@@ -60,9 +94,15 @@ def bound(model: str, *, result_dtype, ref, absref, terms: int, norms=None, leng
     # one final rounding to a narrower result: relative u_out, or half its smallest
     # subnormal where the result is that small
     final = u_out * np.abs(ref) + _half_subnormal(out) if u_out > u_acc else 0.0
-    if model == "direct":
+    if model == "direct" or (model == "tf32" and acc == "float64"):
         return gamma(terms, u_acc) * absref + final
-    nx, nw = norms
+    if model == "tf32":
+        per_conversion = 2 * UNIT_ROUNDOFF["tf32"]
+        relative = (1 + per_conversion) ** 2 * (1 + gamma(terms, u_acc)) - 1
+        return relative * absref + final
+    if model == "iir":
+        return IIR_EPS * norms[2] + gamma(terms, u_acc) * absref + final
+    nx, nw = norms[:2]
     return FFT_CONSTANT * u_acc * max(math.log2(max(length, 2)), 1.0) * nx * nw + \
         gamma(terms, u_acc) * absref + final
 

@@ -10,6 +10,7 @@
 #            symmetric, wider    an index gather per axis (refimpl.pad.source_index), any width
 #   'same' with stride (torch refuses it): the explicit per-side padding of refimpl.geometry.
 #   conv_transpose:    F.conv_transpose{1,2,3}d (its own arguments, zero border only).
+#   conv_relu:         conv, then torch.relu: the unfused sequence fused kernels are timed against.
 #   conv_grad_input:   torch.nn.grad.conv*d_input on the padded shape, then autograd through
 #                      the border extension folds the border's gradient back into x.
 #   conv_grad_weight:  torch.nn.grad.conv*d_weight on the border-extended input.
@@ -33,7 +34,8 @@ LIBRARY = "torch"
 DEVICE = "cpu"
 ERROR = "direct"
 
-_OPS = ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight", "conv_grad_bias")
+_OPS = ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight", "conv_grad_bias",
+        "conv_relu")
 _TORCH_BORDER = {"edge": "replicate", "reflect": "reflect", "wrap": "circular"}
 
 
@@ -183,3 +185,10 @@ def conv_grad_bias(dy):
     out, compute = _setup(dy)
     dims = (0,) + tuple(range(2, dy.ndim))
     return dy.to(compute).sum(dim=dims).to(out)
+
+
+def conv_relu(x, w, bias=None, **kwargs):
+    """The unfused sequence: conv (bias added by the layer), then a separate ReLU pass."""
+    import torch
+
+    return torch.relu(conv(x, w, bias, **kwargs))

@@ -225,8 +225,42 @@ def seed_grad_weight_cases(op="conv_grad_weight"):
     return [kernel] + mnist_cases(op)
 
 
+# The GPU suite (issue 6): WORKLOADS.md's layers marked GPU and the R series at their full N
+# (32; 128 for the convnet-benchmarks S layers), forward and backward; float16 too for R and
+# V (the Triton-vs-cuDNN target). conv_relu: the fused conv + bias + ReLU against the
+# unfused sequence (float32 with bias; float16 without, where cuDNN's native half path
+# applies), and the seed's depthwise RGB filters.
+GPU_LAYERS = ("V2", "V8", "S1", "S2", "R1", "R3", "R4", "R6", "R10", "R13")
+
+
+def gpu_layer_cases(op="conv"):
+    cases = []
+    for name in GPU_LAYERS:
+        c, h, w, o, r, s, stride, padding = LAYERS[name]
+        batch = 128 if name.startswith("S") else 32
+        for dtype in ("float32", "float16") if name[0] in "RV" else ("float32",):
+            x_shape, w_shape = (batch, c, h, w), (o, c, r, s)
+            if op == "conv_relu":
+                shapes = [x_shape, w_shape] + ([(o,)] if dtype == "float32" else [])
+                cases.append(make_case(op, shapes, dtype, stride=stride, padding=padding,
+                                       name=name))
+            else:
+                cases.append(layer_case(op, x_shape, w_shape, dtype, stride=stride,
+                                        padding=padding, name=name))
+    if op == "conv":
+        cases.append(layer_case(op, (1, 3, 512, 512), (3, 1, 3, 3), "float32", groups=3,
+                                padding=1, name="seed-rgb-filters"))
+    return cases
+
+
+def small_conv_relu_cases(op="conv_relu"):
+    """conv's small cases, as conv + ReLU (fused kernels against the unfused sequence)."""
+    return [Case(Spec.make(op, c.spec.shapes, c.spec.dtypes, **c.spec.kwargs), c.data, c.strided,
+                 c.name, c.tags) for c in small_conv_cases("conv")]
+
+
 SUITES = {
-    "small": {"conv": small_conv_cases, "conv_transpose": small_transpose_cases,
+    "small": {"conv": small_conv_cases, "conv_relu": small_conv_relu_cases, "conv_transpose": small_transpose_cases,
               "conv_grad_input": small_grad_cases, "conv_grad_weight": small_grad_cases,
               "conv_grad_bias": small_bias_cases},
     "quick": {"conv": quick_conv_cases},
@@ -234,4 +268,6 @@ SUITES = {
                "conv_grad_weight": layer_cases},
     "seed": {"conv": seed_conv_cases, "conv_grad_input": mnist_cases,
              "conv_grad_weight": seed_grad_weight_cases},
+    "gpu": {op: gpu_layer_cases for op in ("conv", "conv_relu", "conv_grad_input",
+                                           "conv_grad_weight")},
 }

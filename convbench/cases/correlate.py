@@ -127,6 +127,26 @@ def real_image_cases(op: str = "correlate") -> list[Case]:
     return cases
 
 
+def gpu_image_cases(op: str = "correlate") -> list[Case]:
+    """The GPU suite (issue 6): the seed's FFT workloads at full size, plus the 9000x9000 of
+    its GPU figure (23.5 s with transfers, ~1 s without), the RGB filters, and every border
+    on a 2048x2048 image with a 7x7 kernel (direct_triton's in-kernel border maps against
+    ndimage_cupy's and fft_cupy's padded copy)."""
+    cases = [
+        image_case(op, (1000, 1000), (15, 15), "float32", border="constant", name="seed-fft-1k"),
+        image_case(op, (9000, 9000), (15, 15), "float32", border="constant", name="seed-fft-10k",
+                   tags=("large",)),
+        image_case(op, (10000, 10000), (15, 15), "float32", border="constant",
+                   name="seed-fft-10k", tags=("large",)),
+        *[image_case(op, (512, 512, 3), (3, 3, 1), "float32", data=("astronaut", k),
+                     border="reflect", name=f"seed-rgb-{k}") for k in ("emboss", "sharpen", "edge")],
+    ]
+    for border in BORDERS:
+        cases.append(image_case(op, (2048, 2048), (7, 7), "float32", border=border,
+                                name="gpu-borders"))
+    return cases
+
+
 # suite name -> op -> case builder. Explicit: a new suite or op is a new line here.
 SUITES = {
     "small": {"correlate": small_image_cases, "convolve": small_image_cases},
@@ -134,6 +154,7 @@ SUITES = {
     "seed": {"correlate": seed_image_cases},
     "images": {"correlate": image_sweep_cases},
     "real": {"correlate": real_image_cases, "convolve": real_image_cases},
+    "gpu": {"correlate": gpu_image_cases},
 }
 
 

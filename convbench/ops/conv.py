@@ -458,3 +458,25 @@ OPS = {
                                  shape_param="weight_shape"),
     "conv_grad_bias": ConvGradBias("conv_grad_bias", ("dy",), ()),
 }
+
+
+# ---------------------------------------------------------------------------------------
+# conv_relu: conv then ReLU, the fused conv + bias + activation of GPU libraries
+# (cudnnConvolutionBiasActivationForward). Added with the GPU candidates (issue 6).
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConvRelu(Conv):
+    """``conv_relu(x, w, bias=None, *, ...)`` = ``max(conv(x, w, bias, ...), 0)``.
+
+    ReLU is 1-Lipschitz, so conv's error bound holds unchanged, and its scale
+    conv(|x|, |w|) >= 0 is what this oracle gives on absolute values."""
+
+    def oracle(self, spec, arrays):
+        return np.maximum(super().oracle(spec, arrays), 0.0)
+
+    def oracle_at(self, spec, arrays, index):
+        return float(np.maximum(super().oracle_at(spec, arrays, index), 0.0))
+
+
+OPS["conv_relu"] = ConvRelu("conv_relu", ("x", "w", "bias"), _CONV_DEFAULTS)
