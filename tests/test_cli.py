@@ -105,10 +105,19 @@ def test_bad_option_is_a_usage_error(capsys):
 
 
 def _table_rows(out: str) -> list[str]:
-    return [line for line in out.splitlines() if line.startswith("camera-sharpen")]
+    """Rows of the main table (the default-vs-peer summary after the blank line is apart)."""
+    main = out.split("\n\n")[0]
+    return [line for line in main.splitlines() if line.startswith("camera-sharpen")]
 
 
-def test_bench_table(capsys, tmp_path):
+def _summary_rows(out: str) -> list[str]:
+    return [line for line in out.split("\n\n")[1].splitlines() if line.startswith("camera-sharpen")]
+
+
+def test_bench_table(capsys, tmp_path, monkeypatch):
+    from convbench import choose
+
+    monkeypatch.setattr(choose, "table", lambda: [])  # the static rules: filter2d_opencv first
     code, out, _ = run_main(capsys, *BENCH, "--no-save", "--results-dir", str(tmp_path))
     assert code == cli.EXIT_OK
     header = out.splitlines()[0].split()
@@ -117,6 +126,10 @@ def test_bench_table(capsys, tmp_path):
     assert len(rows) == 2
     assert sum("1.00x" in r for r in rows) == 1
     assert all("pass (" in r for r in rows)
+    # the default choice against the fastest peer, both from this run: filter2d_opencv is
+    # both the only peer and the static rules' default for a 2-D float32 image
+    (summary,) = _summary_rows(out)
+    assert summary.split()[1] == "filter2d_opencv" and summary.rstrip().endswith("1.00x")
     assert "saved" not in out and list(tmp_path.iterdir()) == []
 
 
