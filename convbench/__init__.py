@@ -14,10 +14,10 @@ _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # see convbench/machine.
 
 from convbench.api import (  # noqa: E402
     avg_pool, conv, conv_grad_bias, conv_grad_input, conv_grad_weight, conv_transpose, convolve,
-    correlate, lp_pool, max_pool)
+    correlate, gaussian, lp_pool, max_pool)
 from convbench.verification import Report, verify  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["correlate", "convolve", "conv", "conv_transpose", "conv_grad_input", "conv_grad_weight",
+__all__ = ["correlate", "convolve", "gaussian", "conv", "conv_transpose", "conv_grad_input", "conv_grad_weight",
            "conv_grad_bias", "max_pool", "avg_pool", "lp_pool", "verify", "Report", "__version__"]

@@ -155,3 +155,24 @@ def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, algorith
     return apply("lp_pool", (x,), ("x",),
                  dict(norm_type=norm_type, kernel_size=kernel_size, stride=stride,
                       ceil_mode=ceil_mode), algorithm)
+
+
+def gaussian(x, sigma, *, border="constant", cval=0.0, truncate=4.0, out_dtype=None,
+             algorithm=None):
+    """Gaussian filter: correlate ``x`` with the sampled, truncated, normalised Gaussian
+    (scipy.ndimage's kernel, radius int(truncate * sigma + 0.5) per axis); output shape = x's.
+
+    sigma: one number, or one per axis of x (0 leaves that axis untouched); finite, >= 0.
+    border: as ``correlate`` (scipy.ndimage.gaussian_filter's default 'reflect' is our
+        'symmetric'; ours is 'constant', like every op here).
+    out_dtype: None gives a floating result (integer images never wrap); an integer dtype
+        rounds half to even and saturates.
+    algorithm: a candidate name from ``convbench list``. The default choice may pick
+        'iir_numba', a recursive Gaussian whose cost does not grow with sigma; it is an
+        approximation, verified under its stated bound |error| <= 3e-3 * max|x| (typically
+        1e-4 of the range). Name an exact algorithm (e.g. 'separable_numpy',
+        'gaussianblur_opencv', 'ndimage_scipy') when that matters.
+    """
+    return apply("gaussian", (x,), ("x",),
+                 dict(sigma=sigma, border=border, cval=cval, truncate=truncate,
+                      out_dtype=out_dtype), algorithm)

@@ -76,14 +76,13 @@ def run_case(case: Case, candidates: list[Candidate], protocol: Protocol = QUICK
         rows.append(row)
         if check.status != "pass":
             continue
-        # --- GPU: a first call compiles, autotunes (Triton, cudnn.benchmark) or plans
-        # (cuFFT); the slow rule reads a second call ---
-        if candidate.device == "gpu" and first_call > slow_call_s:
+        # a first call may compile (numba, Triton), autotune (cudnn.benchmark) or plan
+        # (cuFFT): the slow rule reads a second call
+        if first_call > slow_call_s:
             started = time.perf_counter()
             with v.time_limit(v.CALL_TIMEOUT_S):
                 v.call(candidate, case, native)
             first_call = time.perf_counter() - started
-        # --- end GPU ---
         if first_call > slow_call_s:
             row["status"] = "slow"
             row["detail"] = f"one call took {first_call:.1f} s (> {slow_call_s:g} s): not sampled"

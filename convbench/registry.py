@@ -136,6 +136,11 @@ class Candidate:
         return _through(get_op(self.op), fn)
 
     @property
+    def max_work(self) -> float | None:
+        """Multiply-adds above which a run of this candidate is skipped (MAX_WORK)."""
+        return getattr(self.module, "MAX_WORK", None) if self.module_path else None
+
+    @property
     def peer(self) -> bool:
         return self.fn is None and self.name in PEERS
 

@@ -27,7 +27,7 @@ iir     recursive (IIR) Gaussian filters approximate the sampled truncated Gauss
         error e = h - g (N-D: the product of the 1-D responses minus the product of the
         1-D kernels) applied to the border-extended input, so
             |y - y_ref| <= ||e||_1 * M,   M = max(max |x|, |cval|)  (norms[2])
-        and ||e||_1 <= (filtered axes) * max per-axis ||e||_1 * (1 + 1e-3). The bound is
+        and ||e||_1 <= (filtered axes) * max per-axis ||e||_1 * (1 + 2e-3). The bound is
             |y - y_ref| <= IIR_EPS * M + gamma_K(u) * (|x| (*) |w|) + final rounding,
         IIR_EPS = 3e-3 for Deriche's 4th-order filter (candidates/gaussian/iir_numba.py)
         on at most 3 filtered axes, sigma >= 1 and truncate >= 4. Measured per-axis

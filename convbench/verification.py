@@ -27,7 +27,7 @@ POINTS_PER_ZONE = 2
 INTERIOR_POINTS = 40
 CALL_TIMEOUT_S = 300
 
-STATUSES = ("pass", "FAIL", "error", "unsupported", "unavailable")
+STATUSES = ("pass", "FAIL", "error", "unsupported", "unavailable", "skipped")
 
 
 @dataclass
@@ -141,6 +141,20 @@ def call(candidate: Candidate, case: Case, native):
     return out
 
 
+def too_costly(candidate: Candidate, case: Case) -> str | None:
+    """A direct-sum candidate on a case whose direct work would take minutes to hours (a
+    161x161 kernel on a 4096x4096 image) is skipped: its C loops cannot be interrupted.
+    The candidate states its limit as MAX_WORK (multiply-adds of the direct sum)."""
+    limit = candidate.max_work
+    if limit is None:
+        return None
+    spec = case.spec.operation.as_correlate(case.spec) if candidate.reused_from else case.spec
+    work = spec.operation.work(spec)
+    if work > limit:
+        return f"skipped: a direct sum of {work:.2g} multiply-adds (limit {limit:.2g}) would take too long"
+    return None
+
+
 def skip_reason(candidate: Candidate, case: Case) -> tuple[str, str] | None:
     """(status, reason) when the candidate is not run on the case."""
     reason = candidate.unavailable()
@@ -149,6 +163,9 @@ def skip_reason(candidate: Candidate, case: Case) -> tuple[str, str] | None:
     reason = candidate.supports(case.spec)
     if reason:
         return "unsupported", reason
+    reason = too_costly(candidate, case)
+    if reason:
+        return "skipped", reason
     if case.nonfinite and candidate.error_model(case.spec) == "fft":
         return "unsupported", "FFT algorithms spread a non-finite value over the whole output"
     return None

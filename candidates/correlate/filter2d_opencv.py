@@ -75,7 +75,9 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
         code = getattr(cv2, LIBRARY_NAMES["opencv"][border])
         (top, bottom), (left, right) = pads[0], pads[1]
         value = [cval] * 4
-        xp = cv2.copyMakeBorder(src, top, bottom, left, right, code, value=value)
+        # extend in the compute dtype: cval = 300 or 0.5 must not saturate or round to uint8
+        xp = cv2.copyMakeBorder(src.astype(compute, copy=False), top, bottom, left, right, code,
+                                value=value)
         if xp.ndim < src.ndim:  # OpenCV drops a trailing channel axis of 1
             xp = xp[..., None]
         y = cv2.filter2D(xp, depth, kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)

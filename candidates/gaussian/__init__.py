@@ -1,0 +1,1 @@
+"""Candidates for the Gaussian filter (and the correlate candidates on its sampled kernel)."""
