@@ -5,6 +5,9 @@ and the case catalogue; ``python -m convbench.asv_support --check`` exits 1 when
 is out of date (tests/test_suites.py runs the same comparison). Regenerate after adding a
 candidate or changing a selected case.
 
+``python -m convbench.asv_support publish [--html-dir DIR]`` runs ``asv publish`` and makes
+the dashboard work offline (asv's pages load their JavaScript from CDNs; see ``VENDOR``).
+
 Why a file: asv recomputes a benchmark's ``params`` in each child process, against the
 project installed at the commit being measured. Params computed there from an older
 registry would differ from the ones asv discovered and shift the parameter indices, so
@@ -13,49 +16,65 @@ does not know is skipped with the reason).
 
 The selection is small on purpose: asv runs every parameter combination in its own
 process with its own calibration, so the grid stays under ``MAX_TIME_COMBINATIONS``
-timed combinations (``asv run --quick`` in a few minutes on 2 cores).
+timed CPU combinations (``asv run --quick`` in a few minutes on 2 cores; GPU candidates are
+skipped at once on a CPU machine).
 """
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 GRID_PATH = Path(__file__).resolve().parent.parent / "suites" / "grid.json"
 MAX_TIME_COMBINATIONS = 60
 
-# op -> [(suite, how many of its cases)], first cases of each suite, "large" ones left out.
+# op -> [(suite, how many of its first cases, or the workload names to take)]; cases tagged
+# "large" are left out. convolve is correlate on the reversed kernel (same candidates).
 TIME_SELECTION = {
-    "correlate": [("quick", 4)],
-    "convolve": [("quick", 1)],
+    "correlate": [("quick", ("camera-sharpen", "seed-fft-1k"))],
+    "gaussian": [("quick", 1)],
     "conv": [("quick", 2), ("layers", 1)],
-    "conv_transpose": [("quick", 1)],
-    "conv_grad_input": [("quick", 1)],
-    "conv_grad_weight": [("quick", 1)],
+    "conv_grad_input": [("layers", 1)],
+    "conv_grad_weight": [("layers", 1)],
     "max_pool": [("quick", 1), ("layers", 1)],
-    "avg_pool": [("quick", 1)],
-    "lp_pool": [("quick", 1)],
-    "max_pool_grad": [("quick", 1)],
+    "avg_pool": [("layers", 1)],
+    "max_pool_grad": [("layers", 1)],
 }
 # op -> how many of its timed cases also get a peak-memory benchmark
 PEAKMEM_SELECTION = {"correlate": 1, "conv": 1, "max_pool": 1}
 
 
-def _family(candidates) -> str:
-    """The family module of an op: its candidates' folder (candidates/<family>/...)."""
-    paths = [c.module_path for c in candidates if c.module_path]
-    return paths[0].split(".")[1] if paths else ""
+def _families() -> dict[str, str]:
+    """op -> the family module of convbench.ops that defines it (= the suites module)."""
+    import importlib
+    import pkgutil
+
+    import convbench.ops
+
+    out = {}
+    for info in pkgutil.iter_modules(convbench.ops.__path__):
+        module = importlib.import_module(f"convbench.ops.{info.name}")
+        for op in getattr(module, "OPS", {}):
+            out[op] = info.name
+    return out
 
 
 def _selected_cases(op: str) -> tuple[list[str], dict[str, str]]:
     from convbench.cases import all_suites, suite
 
     ids, suites = [], {}
-    for suite_name, count in TIME_SELECTION.get(op, []):
+    for suite_name, pick in TIME_SELECTION.get(op, []):
         if op not in all_suites().get(suite_name, {}):
             continue
-        picked = [c for c in suite(suite_name, op) if "large" not in c.tags and c.id not in suites]
-        for case in picked[:count]:
+        cases = [c for c in suite(suite_name, op) if "large" not in c.tags and c.id not in suites]
+        if isinstance(pick, int):
+            cases = cases[:pick]
+        else:
+            cases = [c for name in pick for c in cases if c.name == name][:len(pick)]
+        for case in cases:
             ids.append(case.id)
             suites[case.id] = suite_name
     return ids, suites
@@ -72,13 +91,14 @@ def build_grid() -> dict:
     """The grid as the current registry and catalogue define it."""
     from convbench import registry
 
+    families = _families()
     ops, gpu = {}, set()
     for op in registry.ops():
         cases, suites = _selected_cases(op)
         candidates = registry.candidates(op)
         gpu.update(c.name for c in candidates if _is_gpu(c))
         ops[op] = {
-            "family": _family(candidates),
+            "family": families.get(op, op),
             "candidates": [c.name for c in candidates] if cases else [],
             "time": cases,
             "peakmem": cases[:PEAKMEM_SELECTION.get(op, 0)],
@@ -88,20 +108,133 @@ def build_grid() -> dict:
             "ops": ops, "gpu_candidates": sorted(gpu)}
 
 
-def combinations(grid: dict, kind: str = "time") -> int:
-    return sum(len(e["candidates"]) * len(e[kind]) for e in grid["ops"].values())
+def combinations(grid: dict, kind: str = "time", device: str | None = "cpu") -> int:
+    """Parameter combinations of ``kind`` (time, peakmem) for the candidates of ``device``
+    ("cpu", "gpu", or None for all). GPU candidates are skipped at once on a CPU machine,
+    so the CPU count is what a run on these machines costs."""
+    gpu = set(grid.get("gpu_candidates", []))
+
+    def counted(name):
+        return device is None or (name in gpu) == (device == "gpu")
+
+    return sum(sum(map(counted, e["candidates"])) * len(e[kind]) for e in grid["ops"].values())
 
 
 def render(grid: dict) -> str:
     return json.dumps(grid, indent=1, sort_keys=True) + "\n"
 
 
+# ------------------------------------------------------------------ offline dashboard
+
+# asv's pages load jQuery, flot, bootstrap, md5 and stupidtable from CDNs, and redirect to
+# error.html when one fails: offline (CI, these machines) nothing renders. ``publish``
+# swaps each for a local copy taken from the npm registry with `npm pack` (cached).
+# CDN file (end of the URL) -> (npm package@version, file inside the package)
+VENDOR = {
+    "jquery-3.3.1.min.js": ("jquery@3.3.1", "dist/jquery.min.js"),
+    "flot/0.8.3/jquery.flot.min.js": ("flot@0.8.3", "jquery.flot.js"),
+    "flot/0.8.3/jquery.flot.time.min.js": ("flot@0.8.3", "jquery.flot.time.js"),
+    "flot/0.8.3/jquery.flot.selection.min.js": ("flot@0.8.3", "jquery.flot.selection.js"),
+    "flot/0.8.3/jquery.flot.categories.min.js": ("flot@0.8.3", "jquery.flot.categories.js"),
+    "flot-orderbars@1.0.0/js/jquery.flot.orderBars.js": ("flot-orderbars@1.0.0", "js/jquery.flot.orderBars.js"),
+    "stupidtable/1.0.1/stupidtable.min.js": ("stupid-table-plugin@1.1.3", "stupidtable.min.js"),
+    "blueimp-md5/2.19.0/js/md5.min.js": ("blueimp-md5@2.19.0", "js/md5.min.js"),
+    "bootstrap@3.1.1/dist/js/bootstrap.min.js": ("bootstrap@3.1.1", "dist/js/bootstrap.min.js"),
+    "bootstrap@3.1.1/dist/css/bootstrap.min.css": ("bootstrap@3.1.1", "dist/css/bootstrap.min.css"),
+}
+NPM_CACHE = Path.home() / ".cache" / "convbench" / "npm"
+_CDN_TAG = re.compile(r'<(script|link)\b[^>]*?(?:src|href)="(https://[^"]+)"[^>]*>')
+
+
+def _npm_file(spec: str, inner: str, cache: Path) -> bytes:
+    """``inner`` from the npm package ``spec`` (npm pack, cached as a .tgz)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    name, version = spec.rsplit("@", 1)
+    tgz = cache / f"{name.replace('/', '-')}-{version}.tgz"
+    if not tgz.exists():
+        subprocess.run(["npm", "pack", spec, "--pack-destination", str(cache), "--silent"],
+                       check=True, capture_output=True, text=True, timeout=300)
+    with tarfile.open(tgz) as tar:
+        member = tar.extractfile(f"package/{inner}")
+        if member is None:
+            raise FileNotFoundError(f"{inner} not in {spec}")
+        return member.read()
+
+
+def make_offline(html_dir: Path, cache: Path = NPM_CACHE) -> list[str]:
+    """Point the dashboard's CDN tags at local copies in ``<html_dir>/vendor``; returns
+    the CDN URLs left as they were (no copy known or npm unavailable)."""
+    html_dir = Path(html_dir)
+    vendor = html_dir / "vendor"
+    left = []
+
+    def local(url: str) -> str | None:
+        for tail, (spec, inner) in VENDOR.items():
+            if url.endswith(tail):
+                target = vendor / f"{spec.split('@')[0]}-{Path(inner).name}"
+                if not target.exists():
+                    try:
+                        data = _npm_file(spec, inner, cache)
+                    except (OSError, subprocess.SubprocessError, tarfile.TarError, KeyError):
+                        return None
+                    vendor.mkdir(exist_ok=True)
+                    target.write_bytes(data)
+                return f"vendor/{target.name}"
+        return None
+
+    def swap(match):
+        tag, url = match.group(0), match.group(2)
+        path = local(url)
+        if path is None:
+            left.append(url)
+            return tag
+        tag = re.sub(r'\s(integrity|crossorigin|referrerpolicy)="[^"]*"', "", tag)
+        tag = re.sub(r'\s(integrity|crossorigin|referrerpolicy)(?=[\s>/])', "", tag)
+        return tag.replace(url, path)
+
+    for page in sorted(html_dir.glob("*.html")):
+        text = page.read_text()
+        new = _CDN_TAG.sub(swap, text)
+        if new != text:
+            page.write_text(new)
+    return sorted(set(left))
+
+
+def publish(html_dir: Path | None = None, offline: bool = True) -> int:
+    """``asv publish`` (into asv.conf.json's html_dir unless told), then make it offline."""
+    root = GRID_PATH.parent.parent
+    command = [sys.executable, "-m", "asv", "publish"]
+    if html_dir is not None:
+        command += ["--html-dir", str(html_dir)]
+    done = subprocess.run(command, cwd=root)
+    if done.returncode != 0:
+        print(f"asv publish failed (exit {done.returncode})", file=sys.stderr)
+        return 3
+    html_dir = Path(html_dir) if html_dir is not None else root / "results" / "html"
+    if offline:
+        left = make_offline(html_dir)
+        if left:
+            print("the dashboard still loads these from the network (npm unavailable?): "
+                  + ", ".join(left), file=sys.stderr)
+            return 2
+        print(f"dashboard in {html_dir}: self-contained (vendor/ from the npm registry)")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["publish"]:
+        import argparse
+
+        p = argparse.ArgumentParser(prog="python -m convbench.asv_support publish")
+        p.add_argument("--html-dir", default=None, help="default: asv.conf.json's html_dir")
+        p.add_argument("--online", action="store_true", help="keep asv's CDN links")
+        args = p.parse_args(argv[1:])
+        return publish(args.html_dir, offline=not args.online)
     grid = build_grid()
     n = combinations(grid)
     if n > MAX_TIME_COMBINATIONS:
-        print(f"the asv grid has {n} timed combinations (> {MAX_TIME_COMBINATIONS}): "
+        print(f"the asv grid has {n} timed CPU combinations (> {MAX_TIME_COMBINATIONS}): "
               "trim TIME_SELECTION", file=sys.stderr)
         return 1
     text = render(grid)
@@ -110,12 +243,13 @@ def main(argv=None) -> int:
         if current != text:
             print(f"{GRID_PATH} is out of date: run python -m convbench.asv_support", file=sys.stderr)
             return 1
-        print(f"{GRID_PATH} is up to date ({n} timed combinations)")
+        print(f"{GRID_PATH} is up to date ({n} timed CPU combinations)")
         return 0
     from convbench.results import write_atomic
 
     write_atomic(GRID_PATH, text)
-    print(f"wrote {GRID_PATH}: {n} timed and {combinations(grid, 'peakmem')} peak-memory combinations")
+    print(f"wrote {GRID_PATH}: {n} timed and {combinations(grid, 'peakmem')} peak-memory CPU "
+          f"combinations; {combinations(grid, device='gpu')} timed GPU ones (skipped without a GPU)")
     return 0
 
 

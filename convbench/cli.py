@@ -301,7 +301,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # argparse's usage error is 2, which means "wrong result" here
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     args.argv = argv
     try:
         return args.func(args)

@@ -1,0 +1,248 @@
+"""convbench gate: exit codes on planted slowdowns and wrong results, baseline handling,
+the machine-kind rule and the decision rule (effect size AND significance).
+
+The end-to-end runs use the 'tiny' gate suite (one 192x192 case), two candidates and 15
+samples of 10 ms, so each gate run takes about a second after the first imports.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from convbench import cli, gate
+
+TINY = dict(suite="tiny", samples=15, sample_s=0.01, candidates=["ndimage_scipy", "shift_add_numpy"])
+
+
+def run_gate(**kwargs):
+    out = io.StringIO()
+    code = gate.run(out=out, **{**TINY, **kwargs})
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gate") / "tiny.json"
+    code, text = run_gate(update=True, baseline=path)
+    assert code == gate.EXIT_PASS, text
+    return path
+
+
+def ndimage_module():
+    return importlib.import_module("candidates.correlate.ndimage_scipy")
+
+
+# ------------------------------------------------------------------------ end to end
+
+
+def test_baseline_holds_per_sample_times(baseline):
+    doc = json.loads(baseline.read_text())
+    assert doc["schema"] == gate.SCHEMA and doc["suite"] == "tiny"
+    assert doc["kind"] == gate.machine_kind(doc["machine"])
+    keys = sorted(doc["entries"])
+    assert len(keys) == 2 and keys[0].endswith("/ndimage_scipy") and keys[1].endswith("/shift_add_numpy")
+    for entry in doc["entries"].values():
+        assert len(entry["seconds"]) == len(entry["reference"]) == 15
+        assert all(s > 0 for s in entry["seconds"] + entry["reference"])
+
+
+def test_unchanged_code_passes(baseline):
+    """A/A on the tiny suite: the same code against its own baseline."""
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_PASS, text
+    assert text.startswith("convbench gate: PASS")
+
+
+def test_planted_slowdown_exits_1(baseline, monkeypatch):
+    module = ndimage_module()
+    original = module.correlate
+
+    def twice(*args, **kwargs):  # the same result, twice the work
+        original(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "correlate", twice)
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_SLOWER, text
+    first = text.splitlines()[0]
+    assert "FAIL (slower)" in first and "ndimage_scipy" in first
+    slower = [line for line in text.splitlines() if line.startswith("SLOWER")]
+    assert len(slower) == 1 and "ndimage_scipy" in slower[0]
+
+
+def test_planted_wrong_result_exits_2(baseline, monkeypatch):
+    module = ndimage_module()
+    original = module.correlate
+    monkeypatch.setattr(module, "correlate", lambda *a, **k: original(*a, **k) + 0.5)
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_WRONG, text
+    assert "FAIL (wrong result)" in text.splitlines()[0]
+    assert any(line.startswith("WRONG") and "ndimage_scipy" in line for line in text.splitlines())
+
+
+def test_crashing_candidate_is_a_wrong_result(baseline, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("segfault-like")
+
+    monkeypatch.setattr(ndimage_module(), "correlate", crash)
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_WRONG, text
+
+
+def test_wrong_result_never_becomes_a_baseline(tmp_path, monkeypatch):
+    module = ndimage_module()
+    original = module.correlate
+    monkeypatch.setattr(module, "correlate", lambda *a, **k: -original(*a, **k))
+    path = tmp_path / "b.json"
+    code, text = run_gate(update=True, baseline=path)
+    assert code == gate.EXIT_WRONG, text
+    assert not path.exists()
+
+
+# ------------------------------------------------------------------ harness errors: 3
+
+
+def test_missing_baseline_exits_3(tmp_path):
+    code, text = run_gate(baseline=tmp_path / "nope.json")
+    assert code == gate.EXIT_HARNESS
+    assert "no baseline at" in text and "--update-baseline" in text
+    assert len(text.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("{not json", "corrupt baseline"),
+    ('{"schema": "something-else"}', "corrupt baseline"),
+    ('{"schema": "convbench-gate-baseline", "version": 1, "suite": "tiny", "entries": '
+     '{"a/b/c": {"seconds": [1, -1, 1], "reference": [1, 1, 1]}}}', "lacks positive per-sample"),
+    ('{"schema": "convbench-gate-baseline", "version": 1, "suite": "gate", "entries": {}}',
+     "is for suite 'gate'"),
+    ('{"schema": "convbench-gate-baseline", "version": 99, "suite": "tiny", "entries": {}}',
+     "version 99"),
+])
+def test_corrupt_baseline_exits_3(tmp_path, content, reason):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    code, text = run_gate(baseline=path)
+    assert code == gate.EXIT_HARNESS, text
+    assert reason in text
+
+
+def test_unknown_suite_exits_3(tmp_path, capsys):
+    code, text = run_gate(suite="nope", baseline=tmp_path / "x.json")
+    assert code == gate.EXIT_HARNESS and "unknown gate suite 'nope'" in text
+    assert cli.main(["gate", "--suite", "nope"]) == gate.EXIT_HARNESS
+    assert "accepted: gate, tiny" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_3(tmp_path, capsys):
+    assert run_gate(baseline=tmp_path / "x.json", candidates=["no_such"])[0] == gate.EXIT_HARNESS
+    assert run_gate(baseline=tmp_path / "x.json", samples=3)[0] == gate.EXIT_HARNESS
+    assert run_gate(baseline=tmp_path / "x.json", alpha=2.0)[0] == gate.EXIT_HARNESS
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["gate", "--alpha", "not-a-number"])
+    assert exc.value.code == gate.EXIT_HARNESS
+
+
+# ----------------------------------------------------------------- decision rule
+
+
+def _doc(seconds, reference):
+    return {"entries": {"correlate/c/x": {"seconds": list(seconds), "reference": list(reference)}}}
+
+
+def _entry(seconds, reference):
+    return gate.Entry("correlate", "c", "x", "pass", seconds=list(seconds), reference=list(reference))
+
+
+@pytest.mark.parametrize("factor, noise, expected", [
+    (2.0, 0.02, "SLOWER"),     # large and significant
+    (1.10, 0.001, "ok"),       # significant but below the minimum effect
+    (0.5, 0.02, "faster"),
+    (1.0, 0.02, "ok"),
+])
+def test_effect_and_significance_both_needed(factor, noise, expected):
+    rng = np.random.default_rng(1)
+    ref = np.full(15, 1e-3)
+    base = 1e-3 * (1 + noise * rng.standard_normal(15))
+    now = factor * 1e-3 * (1 + noise * rng.standard_normal(15))
+    [verdict] = gate.compare([_entry(now, ref)], _doc(base, ref))
+    assert verdict.status == expected, verdict
+
+
+def test_large_but_not_significant_passes():
+    """Two samples each way cannot reach p < 0.01, however large the effect."""
+    base, now = [1.0, 1.1, 0.9], [3.0, 0.8, 3.3]
+    [verdict] = gate.compare([_entry(now, [1, 1, 1])], _doc(base, [1, 1, 1]))
+    assert verdict.ratio > 1.25 and verdict.p >= 0.01 and verdict.status == "ok"
+
+
+def test_normalisation_cancels_a_uniformly_slower_machine():
+    rng = np.random.default_rng(2)
+    base = 1e-3 * (1 + 0.01 * rng.standard_normal(15))
+    ref = np.full(15, 2e-3)
+    # everything, reference included, 1.8x slower today: no regression
+    [verdict] = gate.compare([_entry(1.8 * base, 1.8 * ref)], _doc(base, ref))
+    assert verdict.status == "ok" and abs(verdict.ratio - 1) < 1e-9
+
+
+def test_new_and_missing_entries_are_reported_not_failed():
+    verdicts = gate.compare([gate.Entry("correlate", "c", "y", "pass", seconds=[1] * 7, reference=[1] * 7)],
+                            _doc([1] * 7, [1] * 7))
+    assert sorted(v.status for v in verdicts) == ["missing", "new"]
+    code, reason = gate.decide(verdicts, 0.25, 0.01)
+    assert code == gate.EXIT_HARNESS and "nothing was compared" in reason
+
+
+def test_wrong_wins_over_slower():
+    verdicts = [gate.Verdict("a", "SLOWER", ratio=2.0), gate.Verdict("b", "WRONG")]
+    assert gate.decide(verdicts, 0.25, 0.01)[0] == gate.EXIT_WRONG
+
+
+# ------------------------------------------------------------------- machine kind
+
+
+def test_machine_kind_rule():
+    assert gate.machine_kind({"cpu": "AMD EPYC", "cores": 2, "gpu": None}) == "amd-epyc-2c"
+    meta = {"cpu": "Intel(R) Xeon(R) Platinum 8480+", "cores": 16,
+            "gpu": {"name": "NVIDIA H100 80GB HBM3"}}
+    assert gate.machine_kind(meta) == "intel-r-xeon-r-platinum-8480-16c-nvidia-h100-80gb-hbm3"
+
+
+def test_committed_baselines_load():
+    files = sorted(gate.BASELINES_DIR.glob("*.json"))
+    assert files, "no committed gate baseline in results/baselines/"
+    for path in files:
+        doc = gate.load_baseline(path, json.loads(path.read_text())["suite"])
+        assert doc["kind"] == path.stem
+        assert len(doc["entries"]) >= 10
+
+
+def test_a_flag_not_confirmed_by_a_second_measurement_passes(monkeypatch):
+    """A burst of load makes one measurement look 2x slower; the re-measurement does not."""
+    base = [1e-3 * (1 + 0.01 * i) for i in range(15)]
+    ref = [1e-3] * 15
+    doc = _doc(base, ref)
+    case = type("C", (), {"id": "c"})()
+    first = gate.compare([_entry([2 * b for b in base], ref)], doc)
+    assert first[0].status == "SLOWER"
+    monkeypatch.setattr(gate, "measure_suite", lambda cases, names, **kw: [_entry(base, ref)])
+    [verdict] = gate.confirm_slower(first, [case], doc, 0.25, 0.01, 15, 0.01)
+    assert verdict.status == "unconfirmed" and "noise" in verdict.detail
+    code, reason = gate.decide([verdict], 0.25, 0.01)
+    assert code == gate.EXIT_PASS and "not confirmed" in reason
+    monkeypatch.setattr(gate, "measure_suite", lambda cases, names, **kw: [_entry([2 * b for b in base], ref)])
+    [verdict] = gate.confirm_slower(first, [case], doc, 0.25, 0.01, 15, 0.01)
+    assert verdict.status == "SLOWER" and verdict.detail.startswith("confirmed")
+
+
+def test_a_slow_candidate_is_verified_not_timed():
+    cases = gate.suite_cases("tiny")
+    entries = gate.measure_suite(cases, ["ndimage_scipy"], samples=7, sample_s=0.001, slow_call_s=0.0)
+    [entry] = entries
+    assert entry.status == "slow" and "not timed" in entry.detail and entry.seconds == []
+    [verdict] = gate.compare(entries, _doc([1] * 7, [1] * 7)) [:1]
+    assert verdict.status == "skipped"
