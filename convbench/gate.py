@@ -272,7 +272,8 @@ def compare(entries: list[Entry], baseline: dict, min_effect: float = DEFAULT_MI
             verdicts.append(Verdict(e.key, "WRONG", detail=f"{e.status}: {e.detail}"))
             continue
         if e.status != "pass":
-            verdicts.append(Verdict(e.key, "skipped", detail=f"{e.status}: {e.detail}"))
+            detail = e.detail if e.detail.startswith(e.status) else f"{e.status}: {e.detail}"
+            verdicts.append(Verdict(e.key, "skipped", detail=detail))
             continue
         now = e.normalized
         base = base_entries.get(e.key)
