@@ -40,34 +40,5 @@ def ERROR(spec):
     return "direct"
 
 
-def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="constant",
-         cval=0.0):
-    return _base.conv_with(SETTINGS, x, w, bias, stride=stride, padding=padding,
-                           dilation=dilation, groups=groups, border=border, cval=cval)
-
-
-def conv_relu(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-              border="constant", cval=0.0):
-    return _base.conv_relu_with(SETTINGS, x, w, bias, stride=stride, padding=padding,
-                                dilation=dilation, groups=groups, border=border, cval=cval)
-
-
-def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                   groups=1):
-    return _base.conv_transpose_with(SETTINGS, x, w, bias, stride=stride, padding=padding,
-                                     output_padding=output_padding, dilation=dilation,
-                                     groups=groups)
-
-
-def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, groups=1,
-                    border="constant", cval=0.0):
-    return _base.conv_grad_input_with(SETTINGS, dy, w, input_shape, stride=stride,
-                                      padding=padding, dilation=dilation, groups=groups,
-                                      border=border, cval=cval)
-
-
-def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
-                     border="constant", cval=0.0):
-    return _base.conv_grad_weight_with(SETTINGS, x, dy, weight_shape, stride=stride,
-                                       padding=padding, dilation=dilation, groups=groups,
-                                       border=border, cval=cval)
+(conv, conv_relu, conv_transpose, conv_grad_input, conv_grad_weight,
+ conv_grad_bias) = _base.bound_to(SETTINGS)

@@ -34,6 +34,8 @@
 #   the end, as conv_torch does.
 from __future__ import annotations
 
+import functools
+
 import contextlib
 from typing import NamedTuple
 
@@ -192,39 +194,16 @@ def conv_grad_bias_with(settings, dy):
     return dy.sum(dim=dims, dtype=acc).to(dy.dtype)   # float32 sums for half dy, one rounding
 
 
-# ---------------------------------------------------------------------------------------
+OPS = ("conv", "conv_relu", "conv_transpose", "conv_grad_input", "conv_grad_weight",
+       "conv_grad_bias")
+
+
+def bound_to(settings) -> tuple:
+    """The op functions (in OPS order) of a candidate that runs under ``settings``: each
+    variant module binds its own, so the variants share every line of the computation."""
+    return tuple(functools.partial(globals()[f"{op}_with"], settings) for op in OPS)
+
+
 # This module's candidate: benchmark off, TF32 off
-# ---------------------------------------------------------------------------------------
-
-def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="constant",
-         cval=0.0):
-    return conv_with(SETTINGS, x, w, bias, stride=stride, padding=padding, dilation=dilation,
-                     groups=groups, border=border, cval=cval)
-
-
-def conv_relu(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-              border="constant", cval=0.0):
-    return conv_relu_with(SETTINGS, x, w, bias, stride=stride, padding=padding,
-                          dilation=dilation, groups=groups, border=border, cval=cval)
-
-
-def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                   groups=1):
-    return conv_transpose_with(SETTINGS, x, w, bias, stride=stride, padding=padding,
-                               output_padding=output_padding, dilation=dilation, groups=groups)
-
-
-def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, groups=1,
-                    border="constant", cval=0.0):
-    return conv_grad_input_with(SETTINGS, dy, w, input_shape, stride=stride, padding=padding,
-                                dilation=dilation, groups=groups, border=border, cval=cval)
-
-
-def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
-                     border="constant", cval=0.0):
-    return conv_grad_weight_with(SETTINGS, x, dy, weight_shape, stride=stride, padding=padding,
-                                 dilation=dilation, groups=groups, border=border, cval=cval)
-
-
-def conv_grad_bias(dy):
-    return conv_grad_bias_with(SETTINGS, dy)
+(conv, conv_relu, conv_transpose, conv_grad_input, conv_grad_weight,
+ conv_grad_bias) = bound_to(SETTINGS)
