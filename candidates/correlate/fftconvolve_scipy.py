@@ -47,6 +47,14 @@ def supports(spec):
 
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
+    return signal_correlate("fftconvolve", x, w, border=border, cval=cval, padding=padding,
+                            origin=origin, out_dtype=out_dtype)
+
+
+def signal_correlate(function, x, w, *, border="constant", cval=0.0, padding="same", origin=0,
+                     out_dtype=None):
+    """Correlation through scipy.signal's ``function`` ('fftconvolve' or 'oaconvolve'):
+    border padding first, the kernel reversed, the 'valid' part; our dtype rules."""
     import scipy.fft
     import scipy.signal
 
@@ -58,9 +66,9 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     pads = image_padding(w.shape, padding, origin)
     kwargs = {"constant_values": cval} if border == "constant" else {}
     xp = np.pad(x.astype(compute, copy=False), pads, mode=border, **kwargs)
-    v = np.flip(w.astype(compute, copy=False))
+    v = np.ascontiguousarray(np.flip(w.astype(compute, copy=False)))
     with scipy.fft.set_workers(threads()):
-        y = scipy.signal.fftconvolve(xp, v, mode="valid")
+        y = getattr(scipy.signal, function)(xp, v, mode="valid")
     if out_dtype is not None:
         return round_saturate(y, out_dtype)
     return y.astype(out, copy=False)

@@ -41,37 +41,13 @@
 #   and an integer out_dtype is rounded half-to-even and saturated.
 from __future__ import annotations
 
-import numpy as np
-
-from refimpl.dtypes import result_dtype, round_saturate
-from refimpl.geometry import image_padding
+from candidates.correlate.fftconvolve_scipy import signal_correlate, supports  # noqa: F401
 
 LIBRARY = "scipy"
 DEVICE = "cpu"
 ERROR = "fft"
 
 
-def supports(spec):
-    if "bfloat16" in spec.dtypes:
-        return "bfloat16 has no numpy dtype for scipy.signal"
-    return None
-
-
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
-    import scipy.fft
-    import scipy.signal
-
-    from candidates.runtime import threads
-
-    x, w = np.asarray(x), np.asarray(w)
-    out = result_dtype(x.dtype, w.dtype)
-    compute = np.float32 if out == np.float16 else out
-    pads = image_padding(w.shape, padding, origin)
-    kwargs = {"constant_values": cval} if border == "constant" else {}
-    xp = np.pad(x.astype(compute, copy=False), pads, mode=border, **kwargs)
-    v = np.ascontiguousarray(np.flip(w.astype(compute, copy=False)))
-    with scipy.fft.set_workers(threads()):
-        y = scipy.signal.oaconvolve(xp, v, mode="valid")
-    if out_dtype is not None:
-        return round_saturate(y, out_dtype)
-    return y.astype(out, copy=False)
+    return signal_correlate("oaconvolve", x, w, border=border, cval=cval, padding=padding,
+                            origin=origin, out_dtype=out_dtype)
