@@ -124,6 +124,35 @@ def source_index(i: int, n: int, border: str) -> int | None:
     raise ValueError(f"unknown border {border!r}")
 
 
+def source_indices(positions, n: int, border: str) -> np.ndarray:
+    """``source_index`` for an array of positions at once; -1 where the border is constant.
+    (Candidates build border maps with it; tests hold it to ``source_index``.)
+
+    >>> source_indices(range(-2, 6), 4, "symmetric").tolist()
+    [1, 0, 0, 1, 2, 3, 3, 2]
+    >>> source_indices([-1, 0, 3], 3, "constant").tolist()
+    [-1, 0, -1]
+    """
+    i = np.asarray(positions, dtype=np.int64)
+    if n < 1:
+        raise ValueError(f"cannot index an empty axis (n={n})")
+    if border == "constant":
+        return np.where((i >= 0) & (i < n), i, -1)
+    if border == "edge":
+        return np.clip(i, 0, n - 1)
+    if border == "wrap":
+        return i % n
+    if border == "symmetric":  # period 2n
+        m = i % (2 * n)
+        return np.where(m < n, m, 2 * n - 1 - m)
+    if border == "reflect":  # period 2n - 2
+        if n == 1:
+            return np.zeros_like(i)
+        m = i % (2 * n - 2)
+        return np.where(m < n, m, 2 * n - 2 - m)
+    raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+
+
 def normalize_pad_width(pad_width, ndim: int) -> tuple[tuple[int, int], ...]:
     """numpy.pad's broadcasting of ``pad_width``: int, (lo, hi), or one pair per axis."""
     arr = np.asarray(pad_width)

@@ -60,6 +60,7 @@ import numpy as np
 
 from refimpl.dtypes import result_dtype
 from refimpl.geometry import image_padding
+from refimpl.pad import source_indices
 
 LIBRARY = "numba"
 DEVICE = "cpu"
@@ -337,23 +338,7 @@ def _taps(core, acc):
 def index_map(n: int, lo: int, hi: int, border: str) -> np.ndarray:
     """For padded positions -lo .. n + hi - 1 of an axis of length n: the index read
     (refimpl.pad.source_index, vectorised), -1 where the border is cval."""
-    i = np.arange(-lo, n + hi, dtype=np.int64)
-    inside = (i >= 0) & (i < n)
-    if border == "constant":
-        return np.where(inside, i, -1)
-    if border == "edge":
-        return np.clip(i, 0, n - 1)
-    if border == "wrap":
-        return i % n
-    if border == "symmetric":                    # period 2n: a b c d d c b a
-        m = i % (2 * n)
-        return np.where(m < n, m, 2 * n - 1 - m)
-    if border == "reflect":                      # period 2n - 2: a b c d c b
-        if n == 1:
-            return np.zeros_like(i)
-        m = i % (2 * n - 2)
-        return np.where(m < n, m, 2 * n - 2 - m)
-    raise ValueError(f"unknown border {border!r}")
+    return source_indices(np.arange(-lo, n + hi), n, border)
 
 
 _prep_cache: OrderedDict = OrderedDict()

@@ -110,6 +110,7 @@ import numpy as np
 
 from refimpl.dtypes import result_dtype
 from refimpl.geometry import image_padding
+from refimpl.pad import BORDERS, source_indices
 
 LIBRARY = "scipy"
 DEVICE = "cpu"
@@ -124,8 +125,6 @@ TILE_OVERHEAD = 1.5e5         # per-tile fixed cost, in units of one S log2 S te
 MAX_BLOCKS = 64               # slice copies per tile before the fancy-gather fallback
 MAX_COMBINATIONS = 4096       # tile-size combinations scored per call
 FAST_LENGTHS = tuple(sorted({b * 2**i for b in (1, 3) for i in range(4, 21)}))
-
-BORDERS = ("constant", "edge", "symmetric", "reflect", "wrap")
 
 
 def supports(spec):
@@ -150,24 +149,7 @@ def border_index(positions, n: int, border: str) -> np.ndarray:
     >>> border_index([-1, 0, 3], 3, "constant").tolist()
     [-1, 0, -1]
     """
-    i = np.asarray(positions, dtype=np.int64)
-    if n < 1:
-        raise ValueError(f"cannot index an empty axis (n={n})")
-    if border == "constant":
-        return np.where((i >= 0) & (i < n), i, -1)
-    if border == "edge":
-        return np.clip(i, 0, n - 1)
-    if border == "wrap":
-        return i % n
-    if border == "symmetric":          # period 2n: a b c d d c b a
-        m = i % (2 * n)
-        return np.where(m < n, m, 2 * n - 1 - m)
-    if border == "reflect":            # period 2n-2: a b c d c b
-        if n == 1:
-            return np.zeros_like(i)
-        m = i % (2 * n - 2)
-        return np.where(m < n, m, 2 * n - 2 - m)
-    raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+    return source_indices(positions, n, border)
 
 
 def index_runs(idx) -> list[tuple[int, int, int, int]]:
