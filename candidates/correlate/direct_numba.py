@@ -51,6 +51,8 @@
 #   complex and bfloat16 dtypes.
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import math
 import threading
@@ -241,9 +243,6 @@ def _compile():
     return _kernel
 
 
-_pool = {"executor": None, "workers": 0}
-
-
 def run_tiles(kernel, n_tiles: int, args, workers: int) -> None:
     """Run kernel(t0, t1, *args) over tiles 0 .. n_tiles - 1 on ``workers`` threads.
 
@@ -253,48 +252,12 @@ def run_tiles(kernel, n_tiles: int, args, workers: int) -> None:
     nothing up: on a loaded 2-core machine numba's own prange (OpenMP layer) measured
     10-30x slower than one thread here, because its end-of-loop barrier waits for every
     thread to be scheduled."""
-    import concurrent.futures
+    from candidates.runtime import run_jobs
 
-    workers = min(workers, n_tiles)
-    if workers <= 1:
-        kernel(0, n_tiles, *args)
-        return
-    with _setup_lock:
-        if _pool["workers"] < workers - 1:    # grown, never shrunk: idle threads are free
-            if _pool["executor"] is not None:
-                _pool["executor"].shutdown(wait=False)
-            _pool["executor"] = concurrent.futures.ThreadPoolExecutor(workers - 1, "direct_numba")
-            _pool["workers"] = workers - 1
-        executor = _pool["executor"]
-    n_chunks = min(n_tiles, CHUNKS_PER_THREAD * workers)
+    n_chunks = max(1, min(n_tiles, CHUNKS_PER_THREAD * workers))
     bounds = [n_tiles * i // n_chunks for i in range(n_chunks + 1)]
-    lock = threading.Lock()
-    state = {"next": 0, "done": 0}
-    finished = threading.Event()
-    errors = []
-
-    def work():
-        while True:
-            with lock:
-                i = state["next"]
-                if i >= n_chunks:
-                    return
-                state["next"] = i + 1
-            try:
-                kernel(bounds[i], bounds[i + 1], *args)
-            except BaseException as exc:  # surfaced in the calling thread
-                errors.append(exc)
-            with lock:
-                state["done"] += 1
-                if state["done"] == n_chunks:
-                    finished.set()
-
-    for _ in range(workers - 1):
-        executor.submit(work)
-    work()
-    finished.wait()
-    if errors:
-        raise errors[0]
+    run_jobs([functools.partial(kernel, bounds[i], bounds[i + 1], *args) for i in range(n_chunks)],
+             workers)
 
 
 def exact_form(w, x_dtype, cval: float = 0.0):

@@ -360,69 +360,24 @@ def clear_cache() -> None:
 # Passes
 # ---------------------------------------------------------------------------------------
 
-_pool = {"executor": None, "workers": 0, "controller": None}
-_pool_lock = threading.Lock()
+_blas = {"controller": None}   # threadpoolctl's controller, made once
 PARALLEL_MIN = 1 << 17       # outputs below which a pass runs on the calling thread
 CHUNKS_PER_THREAD = 4
 
 
 def _run(jobs):
-    """Run the matmul jobs (callables) on candidates.runtime.threads() threads with BLAS
-    itself pinned to one thread (threadpoolctl): many small banded products parallelise
-    better by blocks than inside each BLAS call. Jobs are handed out one at a time from a
-    shared counter and the calling thread works too, waiting only for jobs already taken:
-    a worker whose core is busy with another process holds nothing up (OpenBLAS's own
-    hand-offs measured 2-100x slower medians on a loaded 2-core machine)."""
-    import concurrent.futures
-    import threading
-
+    """Run the matmul jobs (callables) on candidates.runtime.threads() threads
+    (runtime.run_jobs) with BLAS itself pinned to one thread: many small banded products
+    parallelise better by blocks than inside each BLAS call."""
     from threadpoolctl import ThreadpoolController
 
-    from candidates.runtime import threads
+    from candidates.runtime import run_jobs, threads
 
-    if _pool["controller"] is None:
-        _pool["controller"] = ThreadpoolController()
-    workers = min(threads(), len(jobs))
-    if workers <= 1:   # BLAS pinned here too: its own threads in these small products
-        with _pool["controller"].limit(limits=1, user_api="blas"):  # were 5-10x slower
-            for job in jobs:
-                job()
-        return
-    with _pool_lock:
-        if _pool["workers"] < workers - 1:    # grown, never shrunk: idle threads are free
-            if _pool["executor"] is not None:
-                _pool["executor"].shutdown(wait=False)
-            _pool["executor"] = concurrent.futures.ThreadPoolExecutor(workers - 1, "separable_numpy")
-            _pool["workers"] = workers - 1
-        executor = _pool["executor"]
-    lock = threading.Lock()
-    state = {"next": 0, "done": 0}
-    finished = threading.Event()
-    errors = []
-
-    def work():
-        while True:
-            with lock:
-                i = state["next"]
-                if i >= len(jobs):
-                    return
-                state["next"] = i + 1
-            try:
-                jobs[i]()
-            except BaseException as exc:  # surfaced in the calling thread
-                errors.append(exc)
-            with lock:
-                state["done"] += 1
-                if state["done"] == len(jobs):
-                    finished.set()
-
-    with _pool["controller"].limit(limits=1, user_api="blas"):
-        for _ in range(workers - 1):
-            executor.submit(work)
-        work()
-        finished.wait()
-    if errors:
-        raise errors[0]
+    if _blas["controller"] is None:
+        _blas["controller"] = ThreadpoolController()
+    # BLAS pinned to one thread: its own threads in these small products were 5-10x slower
+    with _blas["controller"].limit(limits=1, user_api="blas"):
+        run_jobs(jobs, threads())
 
 
 def _split(n: int, parts: int):

@@ -28,19 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from candidates.pool.strided_numpy import ERROR  # noqa: F401  (same precision classes)
 from refimpl.geometry import as_tuple, pool_output_shape
 
 LIBRARY = "torch"
 DEVICE = "cpu"
-
-
-def ERROR(spec):
-    """max_pool and lp_pool with p = +-inf only compare: exact. Everything else sums."""
-    if spec.op == "max_pool":
-        return "exact"
-    if spec.op == "lp_pool" and spec.kwargs["norm_type"] in (np.inf, -np.inf):
-        return "exact"
-    return "direct"
 
 
 def _padding_only_window(shape, kw) -> bool:
