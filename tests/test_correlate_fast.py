@@ -82,7 +82,7 @@ def shift_add64(x, w, border="constant", cval=0.0):
 # ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("op", ["correlate", "convolve"])
-@pytest.mark.parametrize("name", ["separable_numpy", "direct_numba"])
+@pytest.mark.parametrize("name", ["separable_numpy", "direct_numba", "separable_numba"])
 def test_small_suite(op, name):
     candidate = registry.get(op, name)
     if candidate.unavailable():
@@ -91,7 +91,7 @@ def test_small_suite(op, name):
     assert report.passed, str(report)
     for row in report.rows:
         assert row.status == "pass" or (row.status == "unsupported" and row.detail), row
-    if name == "separable_numpy":      # it runs every real-dtype case of the suite
+    if name in ("separable_numpy", "separable_numba"):   # every real-dtype case of the suite
         assert report.counts()["unsupported"] == 0
 
 
@@ -467,3 +467,112 @@ def test_shipped_candidates_pass_the_separable_cases():
     report = verify_candidates(registry.candidates("correlate", ["separable_numpy", "direct_numba"]),
                                separable_cases())
     assert report.passed, str(report)
+
+
+# ---------------------------------------------------------------------------------------
+# separable_numba: the same plans, passes in numba
+# ---------------------------------------------------------------------------------------
+
+def separable_numba_module():
+    pytest.importorskip("numba")
+    from candidates.correlate import separable_numba
+
+    return separable_numba
+
+
+def large_separable_cases(op="correlate"):
+    """Kernels large enough that the two-pass plan is used (2 (kh + kw) <= kh kw)."""
+    cases = []
+    for border in BORDERS:
+        cases.append(image_case(op, (40, 37), (9, 9), data=("random", "gauss2"), border=border,
+                                cval=0.5))
+        cases.append(image_case(op, (23, 30), (11, 7), data=("random", "gauss2"), border=border,
+                                origin=(2, -3)))
+    for padding in ("valid", "full"):
+        cases.append(image_case(op, (31, 29), (9, 9), data=("random", "box"), padding=padding,
+                                border="symmetric"))
+    cases.append(image_case(op, (30, 20, 3), (9, 9, 1), data=("random", "gauss2"), border="edge"))
+    cases.append(image_case(op, (30, 21), (9, 9), "float64", data=("random", "gauss2"),
+                            border="reflect"))
+    cases.append(image_case(op, (30, 21), (9, 9), "float16", "float32", data=("random", "gauss2"),
+                            border="reflect"))
+    cases.append(image_case(op, (30, 21), (9, 9), "uint8", data=("random", "box"),
+                            out_dtype="uint8", border="edge"))
+    cases.append(image_case(op, (30, 21), (9, 9), "uint8", data=("random", "gauss2"),
+                            out_dtype="uint8", border="wrap", cval=3))
+    cases.append(image_case(op, (50, 44), (31, 31), data=("random", "gauss5"), border="symmetric"))
+    return cases
+
+
+@pytest.mark.parametrize("op", ["correlate", "convolve"])
+def test_separable_numba_two_pass_cases(op):
+    dn = separable_numba_module()
+    report = verify_candidates([registry.get(op, "separable_numba")], large_separable_cases(op))
+    assert report.passed, str(report)
+    assert report.counts()["pass"] == len(large_separable_cases(op))
+    for case in large_separable_cases("correlate"):      # the two-pass plan really ran
+        x, w = case.arrays()
+        assert dn.plan_for(w, x.dtype)[0] == "separable", case.id
+
+
+def test_separable_numba_plans():
+    dn = separable_numba_module()
+    rng = np.random.default_rng(11)
+    plan = dn.plan_for(k32(gaussian_kernel((31, 31), 5.0)), np.float32)
+    assert plan[0] == "separable" and len(plan[2]) == 1
+    assert dn.plan_for(rng.standard_normal((9, 9)).astype(np.float32), np.float32) == ("direct",)
+    assert dn.plan_for(rng.standard_normal((63, 63)).astype(np.float32), np.float32) == ("fallback",)
+    assert dn.plan_for(k32(NAMED_KERNELS["sobel"]), np.float32) == ("direct",)   # 3x3: one pass
+    a, b = rng.uniform(0.5, 1, (2, 15)), rng.uniform(0.5, 1, (2, 15))
+    rank_two = (np.outer(a[0], b[0]) + np.outer(a[1], b[1])).astype(np.float32)
+    plan = dn.plan_for(rank_two, np.float32)
+    assert plan[0] == "separable" and len(plan[2]) == 2
+    x = rng.standard_normal((40, 35)).astype(np.float32)
+    for border in BORDERS:
+        ok, why = within_bound(dn.correlate(x, rank_two, border=border, cval=-0.25), x, rank_two,
+                               border=border, cval=-0.25)
+        assert ok, (border, why)
+
+
+def test_separable_numba_against_scipy_with_two_threads(monkeypatch):
+    from candidates import runtime
+
+    dn = separable_numba_module()
+    monkeypatch.setattr(runtime, "_threads", 2)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((300, 280)).astype(np.float32)
+    w = k32(gaussian_kernel((21, 15), 3.0))
+    for border in BORDERS:
+        y = dn.correlate(x, w, border=border, cval=1.5)
+        mode = LIBRARY_NAMES["scipy.ndimage"][border]
+        expected = ndi.correlate(x.astype(np.float64), w.astype(np.float64), mode=mode, cval=1.5)
+        absref = ndi.correlate(np.abs(x.astype(np.float64)), np.abs(w.astype(np.float64)),
+                               mode=mode, cval=1.5)
+        tol = tolerance.bound("direct", result_dtype=np.float32, ref=expected, absref=absref,
+                              terms=w.size)
+        assert tolerance.compare(y, expected, tol)["passed"], border
+
+
+def test_separable_numba_nonfinite_images_keep_the_oracle_nan_placement():
+    dn = separable_numba_module()
+    x = np.random.default_rng(13).standard_normal((30, 33)).astype(np.float32)
+    x[4, 6], x[18, 2], x[25, 30] = np.inf, np.nan, -np.inf
+    w = k32(gaussian_kernel((9, 9), 2.0))
+    w[:, 4] = 0            # a zero column: 0 * inf is NaN in the oracle
+    assert dn.plan_for(w, np.float32)[0] == "separable"
+    for border in ("constant", "wrap", "symmetric"):
+        with np.errstate(invalid="ignore"):
+            ok, why = within_bound(dn.correlate(x, w, border=border), x, w, border=border)
+        assert ok, (border, why)
+
+
+def test_planted_separable_numba_bugs_are_rejected(monkeypatch):
+    dn = separable_numba_module()
+    # the constant border's extension of the first pass left at cval instead of cval * sum(v)
+    cases = [c for c in large_separable_cases() if c.spec.kwargs.get("border") == "constant"]
+    fn = registry.get("correlate", "separable_numba").function()
+    assert convbench.verify("correlate", fn, cases).passed
+    monkeypatch.setattr(dn, "first_pass_fill", lambda border, cval, v: cval)
+    dn.clear_cache()
+    report = convbench.verify("correlate", fn, cases)
+    assert not report.passed, str(report)

@@ -475,6 +475,37 @@ def test_fft_kernel_transform_cache_hits_and_never_serves_a_stale_kernel():
     assert fft_scipy.cache_info()["entries"] == fft_scipy.CACHE_ENTRIES
 
 
+def test_fft_plans_zero_border_shares_its_padding_and_wrap_needs_none():
+    """A zero border needs n + max(lo, hi) samples per axis, not n + lo + hi: circularly,
+    the zeros after the image are also the zeros before it. A wrap border with a fast n
+    is the circular correlation itself: L = n."""
+    fft_scipy = _fft_module()
+    from scipy.fft import next_fast_len
+
+    kind, shape, offsets = fft_scipy.plan((1024, 1024), (63, 63), "constant", 0.0, "same", 0)
+    assert kind == "zeros" and offsets == (31, 31)
+    assert shape == (next_fast_len(1024 + 31), next_fast_len(1024 + 31, real=True))
+    assert shape[0] < 1024 + 62
+    assert fft_scipy.plan((1024, 1024), (63, 63), "constant", 1.0, "same", 0)[0] == "padded"
+    assert fft_scipy.plan((1024, 1000), (7, 7), "wrap", 0.0, "same", 0) == \
+        ("periodic", (1024, 1000), (3, 3))
+    assert fft_scipy.plan((1021, 1000), (7, 7), "wrap", 0.0, "same", 0)[0] == "padded"  # prime
+    oracle = _oracle().correlate
+    rng = rng_for("plans")
+    for x_shape, w_shape in (((30, 24), (9, 5)), ((8,), (13,)), ((6, 5), (11, 12))):
+        x = rng.standard_normal(x_shape)
+        w = rng.standard_normal(w_shape)
+        for padding, origin in (("same", 0), ("same", -1), ("valid", 0), ("full", 0)):
+            if padding == "valid" and any(k > n for n, k in zip(x_shape, w_shape)):
+                continue
+            for border in ("constant", "wrap"):
+                y = fft_scipy.correlate(x, w, border=border, padding=padding, origin=origin)
+                np.testing.assert_allclose(
+                    y, oracle(x, w, border=border, padding=padding, origin=origin), rtol=0,
+                    atol=1e-12 * np.abs(x).sum() * np.abs(w).sum(),
+                    err_msg=f"{x_shape} {w_shape} {padding} {origin} {border}")
+
+
 @pytest.mark.parametrize("name", FFT_CANDIDATES)
 @pytest.mark.parametrize("x_shape,w_shape", [((7,), (3,)), ((6,), (4,)), ((5, 6), (3, 4)),
                                              ((9, 8), (4, 4)), ((3, 4, 5), (2, 3, 2))],

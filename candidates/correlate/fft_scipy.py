@@ -25,9 +25,18 @@
 #   Every border and every padding ('same', 'valid', 'full', padding wider than the image)
 #   is handled by numpy.pad before the transform, so the FFT only ever sees a linear
 #   problem; the wrap border thereby gives circular convolution on x's grid.
-#   The kernel's transform depends only on (kernel values, L, compute dtype): it is cached
+#   Three plans (plan()), by how little padding the circular product needs:
+#     'padded'   the above: L >= P = n + lo + hi, every border.
+#     'zeros'    constant border with cval 0: x is not padded at all (the transform's s=
+#                argument appends zeros) and L >= n + max(lo, hi): circularly the zeros
+#                after the image are also the zeros before it, so the two sides of the
+#                padding share them. The kernel is laid out at (lo - k) mod L, so c[0 ..
+#                n_out - 1] is the output. 1024^2 with 63x63: L = 1056 instead of 1089.
+#     'periodic' wrap border, 'same' output, n itself a fast length: the wrap border IS
+#                the circular correlation of length n; no padding.
+#   The kernel's transform depends only on (kernel values, L, layout, dtype): it is cached
 #   in a small LRU (8 entries, at most 512 MiB of transforms; clear_cache() frees them)
-#   keyed by a BLAKE2 digest of the kernel's bytes plus its shape, dtype and L, so the
+#   keyed by a BLAKE2 digest of the kernel's bytes plus its shape, dtype, L and layout, so the
 #   timing loop and a video filtered frame by frame skip it, and a kernel whose values
 #   changed (even in place, same array) is never served a stale transform.
 # Wins: large kernels on 2-D float images (>= ~11x11; PEERS.md: FFT wins from 15x15 on
@@ -102,15 +111,19 @@ def fft_shape(padded_shape, complex_input: bool = False) -> tuple[int, ...]:
                  for i, p in enumerate(padded_shape))
 
 
-def _kernel_transform(w: np.ndarray, shape: tuple[int, ...], compute: np.dtype):
-    """FFT of the reversed kernel zero-padded to ``shape``, from the LRU when possible."""
+def _kernel_transform(w: np.ndarray, shape: tuple[int, ...], compute: np.dtype, offsets=None):
+    """FFT of the kernel laid out for a circular correlation of length ``shape``, from the
+    LRU when possible: tap k goes to index (offset - k) mod L per axis, so that
+    c[i] = sum_k w[k] x[(i + k - offset) mod L]. ``offsets=None`` means K - 1 per axis
+    (the reversed kernel at index 0, the layout of the padded plan)."""
     import scipy.fft as sfft
 
     from candidates.runtime import threads
 
     wc = np.ascontiguousarray(w)
+    offsets = tuple(k - 1 for k in wc.shape) if offsets is None else tuple(offsets)
     digest = hashlib.blake2b(wc.tobytes(), digest_size=16).digest()
-    key = (digest, wc.shape, wc.dtype.str, shape, compute.str)
+    key = (digest, wc.shape, wc.dtype.str, shape, compute.str, offsets)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
@@ -118,12 +131,18 @@ def _kernel_transform(w: np.ndarray, shape: tuple[int, ...], compute: np.dtype):
             _cache_stats["hits"] += 1
             return hit
         _cache_stats["misses"] += 1
-    v = np.flip(wc.astype(compute, copy=False))
+    if all(o == k - 1 for o, k in zip(offsets, wc.shape)) and all(
+            k <= n for k, n in zip(wc.shape, shape)):
+        v, s = np.flip(wc.astype(compute, copy=False)), shape
+    else:   # taps beyond L wrap around and add up: still the circular correlation
+        v, s = np.zeros(shape, dtype=compute), None
+        index = np.ix_(*[(o - np.arange(k)) % n for o, k, n in zip(offsets, wc.shape, shape)])
+        np.add.at(v, index, wc.astype(compute, copy=False))
     axes = tuple(range(w.ndim))
     if compute.kind == "c":
-        spectrum = sfft.fftn(v, s=shape, axes=axes, workers=threads())
+        spectrum = sfft.fftn(v, s=s, axes=axes, workers=threads())
     else:
-        spectrum = sfft.rfftn(v, s=shape, axes=axes, workers=threads())
+        spectrum = sfft.rfftn(v, s=s, axes=axes, workers=threads())
     spectrum.flags.writeable = False          # shared between calls: never modified
     if spectrum.nbytes <= CACHE_BYTES:
         with _cache_lock:
@@ -147,6 +166,26 @@ def cache_info() -> dict:
         return dict(_cache_stats, entries=len(_cache), bytes=sum(s.nbytes for s in _cache.values()))
 
 
+def plan(x_shape, w_shape, border, cval, padding, origin, complex_input=False):
+    """(kind, transform shape, kernel offsets) for one call; see the header.
+
+    'zeros'    constant border with cval 0: x unpadded, L >= n + max(lo, hi) per axis
+    'periodic' wrap border, 'same' output and every n a fast length: L = n
+    'padded'   anything else: x padded by the border to L >= P = n + lo + hi
+    """
+    pads = image_padding(w_shape, padding, origin)
+    n_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x_shape, pads, w_shape))
+    lows = tuple(lo for lo, _ in pads)
+    if border == "constant" and cval == 0:
+        need = tuple(max(n + max(lo, hi, 0), m) for n, (lo, hi), m in zip(x_shape, pads, n_out))
+        return "zeros", fft_shape(need, complex_input), lows
+    if border == "wrap" and n_out == tuple(x_shape) and \
+            fft_shape(x_shape, complex_input) == tuple(x_shape):
+        return "periodic", tuple(x_shape), lows
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x_shape, pads))
+    return "padded", fft_shape(padded, complex_input), None
+
+
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     """y[i] = sum_j w[j] * xp[i + j] by one FFT (the kernel's transform from the LRU)."""
     import scipy.fft as sfft
@@ -157,29 +196,35 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     out = result_dtype(x.dtype, w.dtype)
     compute = compute_dtype(x.dtype, w.dtype)
     real = np.dtype(compute).kind == "f"
+    kind, shape, offsets = plan(x.shape, w.shape, border, cval, padding, origin, not real)
     pads = image_padding(w.shape, padding, origin)
-    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pads))
-    shape = fft_shape(padded, complex_input=not real)
-    # pad straight to the transform length: one copy, no zero-padded second one. The
-    # extra L - P samples (border values) never reach the valid part (see the header).
-    extended = tuple((lo, hi + length - p) for (lo, hi), p, length in zip(pads, padded, shape))
-    kwargs = {"constant_values": cval} if border == "constant" else {}
-    xp = np.pad(x.astype(compute, copy=False), extended, mode=border, **kwargs)
+    n_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape, pads, w.shape))
+    xc = x.astype(compute, copy=False)
+    if kind == "padded":
+        # pad straight to the transform length: one copy, no zero-padded second one. The
+        # extra L - P samples (border values) never reach the valid part (see the header).
+        padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pads))
+        extended = tuple((lo, hi + length - p) for (lo, hi), p, length in zip(pads, padded, shape))
+        kwargs = {"constant_values": cval} if border == "constant" else {}
+        xc = np.pad(xc, extended, mode=border, **kwargs)
     axes = tuple(range(x.ndim))
     workers = threads()
-    spectrum = _kernel_transform(w, shape, compute)
-    if real:
-        product = sfft.rfftn(xp, axes=axes, workers=workers)
-        del xp
+    spectrum = _kernel_transform(w, shape, compute, offsets)
+    if real:   # s= zero-pads x to L ('zeros' plan) inside the transform's own copy
+        product = sfft.rfftn(xc, s=shape, axes=axes, workers=workers)
+        del xc
         product *= spectrum
         c = sfft.irfftn(product, s=shape, axes=axes, workers=workers, overwrite_x=True)
     else:
-        product = sfft.fftn(xp, axes=axes, workers=workers, overwrite_x=True)
-        del xp
+        product = sfft.fftn(xc, s=shape, axes=axes, workers=workers, overwrite_x=kind == "padded")
+        del xc
         product *= spectrum
         c = sfft.ifftn(product, axes=axes, workers=workers, overwrite_x=True)
     del product
-    y = c[tuple(slice(k - 1, p) for k, p in zip(w.shape, padded))]
+    if kind == "padded":   # the reversed kernel at 0: the valid part starts at K - 1
+        y = c[tuple(slice(k - 1, k - 1 + m) for k, m in zip(w.shape, n_out))]
+    else:
+        y = c[tuple(slice(0, m) for m in n_out)]
     if out_dtype is not None:
         return round_saturate(y, out_dtype)
     if y.dtype == out and c.nbytes <= 2 * y.nbytes:
