@@ -8,7 +8,10 @@ The cost model is a measured table, not a formula fitted once somewhere else:
    float16, float32, float64) and border.
 2. ``convbench tune`` times every verified candidate on the image-filtering sweep of
    WORKLOADS.md (the ``images`` and ``seed`` suites, plus ``quick``) and stores, per case,
-   its features and the candidates ranked by median time. The table shipped in
+   its features and the candidates ranked by median time, except that the fastest peer
+   goes first unless one of ours is at least 10% faster (tune.PEER_MARGIN: a tie within
+   the noise of a shared machine must not make the default slower than the peer). The
+   table shipped in
    ``convbench/choices.json`` was measured on this project's 2-core machine; a table
    written by ``convbench tune`` to the user's cache directory replaces it.
 3. The row nearest to the call gives the ranking. Distance: |log2 pixels| + 2 |log2 K|

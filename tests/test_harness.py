@@ -957,11 +957,29 @@ class TestTuneAndReport:
         assert doc["schema"] == "convbench-choices" and len(doc["rows"]) == 1
         row = doc["rows"][0]
         passing = sorted((r for r in rows if r["status"] == "pass"), key=lambda r: r["median"])
-        assert row["ranking"][: len(passing)] == [r["candidate"] for r in passing]
+        assert sorted(row["ranking"][: len(passing)]) == sorted(r["candidate"] for r in passing)
+        first = next(r for r in passing if r["candidate"] == row["ranking"][0])
+        assert first is passing[0] or (first["peer"] and passing[0]["median"] >= 0.9 * first["median"])
         assert row["separable"] is False and row["taps"] == 9 and row["dtype"] == "float32"
         # choose now follows the measured ranking for a call like that case
         spec = Spec.make("correlate", [(500, 500), (3, 3)], ["float32"] * 2, border="symmetric")
         assert choose_module.ranking(spec, "numpy", np.ones((3, 3)) + np.eye(3))[0] == row["ranking"][0]
+
+    def test_ranking_puts_a_peer_first_unless_ours_is_clearly_faster(self):
+        from convbench.tune import ranked
+
+        def row(name, median, peer, status="pass"):
+            return {"candidate": name, "median": median, "min": median, "peer": peer,
+                    "status": status}
+
+        # ours 5% faster than the peer: a tie within the noise, the peer goes first
+        assert ranked([row("ours", 0.95, False), row("peer", 1.0, True), row("other", 2.0, True)]) \
+            == ["peer", "ours", "other"]
+        # ours 20% faster: ours first
+        assert ranked([row("ours", 0.8, False), row("peer", 1.0, True)]) == ["ours", "peer"]
+        # a slower peer stays behind; 'slow' rows come last; failures are never ranked
+        assert ranked([row("slowpoke", 9.0, False, "slow"), row("bad", 0.1, False, "fail"),
+                       row("peer", 1.0, True), row("ours", 0.5, False)]) == ["ours", "peer", "slowpoke"]
 
     def test_report_writes_plot_borders_and_table(self, tmp_path):
         pytest.importorskip("matplotlib")
