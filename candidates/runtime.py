@@ -70,3 +70,57 @@ def run_jobs(jobs, workers: int) -> None:
     finished.wait()
     if errors:
         raise errors[0]
+
+
+def digest(a) -> tuple:
+    """A key for an array's VALUES (BLAKE2 of its bytes, plus shape and dtype): a kernel
+    changed in place, same object, gets a new key; an equal copy gets the same one."""
+    import hashlib
+
+    import numpy as np
+
+    a = np.ascontiguousarray(a)
+    return hashlib.blake2b(a.tobytes(), digest_size=16).digest(), a.shape, a.dtype.str
+
+
+class ValueCache:
+    """A thread-safe LRU of things computed from kernel values (transforms, plans), bounded
+    by entries and, when ``nbytes`` is given, by the bytes of what it keeps (a value larger
+    than the whole budget is returned but never kept)."""
+
+    def __init__(self, entries: int, max_bytes: float = float("inf"), nbytes=None):
+        import collections
+
+        self.entries, self.max_bytes, self.nbytes = entries, max_bytes, nbytes or (lambda v: 0)
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key, make):
+        """The value for ``key``, from the cache or ``make()`` (outside the lock)."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+            self.misses += 1
+        value = make()
+        if self.nbytes(value) <= self.max_bytes:
+            with self._lock:
+                self._items[key] = value
+                self._items.move_to_end(key)
+                total = sum(self.nbytes(v) for v in self._items.values())
+                while len(self._items) > self.entries or total > self.max_bytes:
+                    _, dropped = self._items.popitem(last=False)
+                    total -= self.nbytes(dropped)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = self.misses = 0
+
+    def info(self) -> dict:
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "entries": len(self._items),
+                    "bytes": sum(self.nbytes(v) for v in self._items.values())}

@@ -52,14 +52,12 @@
 from __future__ import annotations
 
 import functools
-
-import hashlib
 import math
 import threading
-from collections import OrderedDict
 
 import numpy as np
 
+from candidates.runtime import ValueCache, digest
 from refimpl.dtypes import result_dtype
 from refimpl.geometry import image_padding
 from refimpl.pad import source_indices
@@ -304,22 +302,19 @@ def index_map(n: int, lo: int, hi: int, border: str) -> np.ndarray:
     return source_indices(np.arange(-lo, n + hi), n, border)
 
 
-_prep_cache: OrderedDict = OrderedDict()
-_prep_lock = threading.Lock()
 PREP_ENTRIES = 32
+_prep_cache = ValueCache(PREP_ENTRIES)
 
 
 def _prepare(w, x_dtype, fill, compute):
     """Per kernel (LRU keyed by its bytes, the image dtype, cval and compute dtype): the
     non-trivial axes, the tap lists and the exact integer form if there is one."""
     wc = np.ascontiguousarray(w)
-    key = (hashlib.blake2b(wc.tobytes(), digest_size=16).digest(), wc.shape, wc.dtype.str,
-           np.dtype(x_dtype).str, float(fill), compute.str)
-    with _prep_lock:
-        hit = _prep_cache.get(key)
-        if hit is not None:
-            _prep_cache.move_to_end(key)
-            return hit
+    key = (digest(wc), np.dtype(x_dtype).str, float(fill), compute.str)
+    return _prep_cache.get(key, lambda: _make_prep(wc, x_dtype, fill, compute))
+
+
+def _make_prep(wc, x_dtype, fill, compute):
     axes = [a for a, k in enumerate(wc.shape) if k > 1]
     if len(axes) < 2 and wc.ndim >= 2:
         # at most one non-trivial axis: still a 2-D plane with the last axis as its rows
@@ -341,12 +336,7 @@ def _prepare(w, x_dtype, fill, compute):
         taps = _taps(np.asarray(core, dtype=compute), compute)
         scale = 1.0
         check_finite = taps[3] < taps[2].shape[0] and np.dtype(x_dtype).kind == "f"
-    prep = (tuple(axes), acc, taps, float(scale), exact is not None, check_finite)
-    with _prep_lock:
-        _prep_cache[key] = prep
-        while len(_prep_cache) > PREP_ENTRIES:
-            _prep_cache.popitem(last=False)
-    return prep
+    return (tuple(axes), acc, taps, float(scale), exact is not None, check_finite)
 
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):

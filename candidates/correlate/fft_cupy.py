@@ -33,13 +33,10 @@
 #   Complex inputs use fftn/ifftn, no conjugation.
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
-
 import numpy as np
 
 from candidates.correlate.ndimage_cupy import extend, saturate
+from candidates.runtime import ValueCache, digest
 from refimpl.dtypes import result_dtype
 from refimpl.geometry import image_padding
 
@@ -50,9 +47,7 @@ ERROR = "fft"
 CACHE_ENTRIES = 8
 CACHE_BYTES = 1 << 30         # device memory for kept kernel transforms, all together
 
-_cache: OrderedDict = OrderedDict()
-_cache_lock = threading.Lock()
-_cache_stats = {"hits": 0, "misses": 0}
+_cache = ValueCache(CACHE_ENTRIES, CACHE_BYTES, nbytes=lambda s: int(s.nbytes))
 
 
 def supports(spec):
@@ -97,44 +92,25 @@ def compute_dtype(x_dtype, w_dtype) -> np.dtype:
 
 
 def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
-        _cache_stats.update(hits=0, misses=0)
+    _cache.clear()
 
 
 def cache_info() -> dict:
-    with _cache_lock:
-        return dict(_cache_stats, entries=len(_cache),
-                    bytes=sum(int(s.nbytes) for s in _cache.values()))
+    return _cache.info()
 
 
 def kernel_transform(xp, fft, w, shape, compute, device="cpu"):
     """FFT of the reversed kernel zero-padded to ``shape``, from the LRU when possible."""
     host = np.ascontiguousarray(w.get() if hasattr(w, "get") else np.asarray(w))
-    digest = hashlib.blake2b(host.tobytes(), digest_size=16).digest()
-    key = (digest, host.shape, host.dtype.str, tuple(shape), np.dtype(compute).str, device)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            _cache_stats["hits"] += 1
-            return hit
-        _cache_stats["misses"] += 1
-    v = xp.flip(w.astype(compute, copy=False))
-    axes = tuple(range(w.ndim))
-    if np.dtype(compute).kind == "c":
-        spectrum = fft.fftn(v, s=tuple(shape), axes=axes)
-    else:
-        spectrum = fft.rfftn(v, s=tuple(shape), axes=axes)
-    if int(spectrum.nbytes) <= CACHE_BYTES:
-        with _cache_lock:
-            _cache[key] = spectrum
-            _cache.move_to_end(key)
-            total = sum(int(s.nbytes) for s in _cache.values())
-            while len(_cache) > CACHE_ENTRIES or total > CACHE_BYTES:
-                _, dropped = _cache.popitem(last=False)
-                total -= int(dropped.nbytes)
-    return spectrum
+
+    def make():
+        v = xp.flip(w.astype(compute, copy=False))
+        axes = tuple(range(w.ndim))
+        if np.dtype(compute).kind == "c":
+            return fft.fftn(v, s=tuple(shape), axes=axes)
+        return fft.rfftn(v, s=tuple(shape), axes=axes)
+
+    return _cache.get((digest(host), tuple(shape), np.dtype(compute).str, device), make)
 
 
 def correlate_with(xp, fft, x, w, *, border="constant", cval=0.0, padding="same", origin=0,

@@ -65,12 +65,9 @@
 #   Complex inputs use the complex transforms (fftn) and no conjugation.
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
-
 import numpy as np
 
+from candidates.runtime import ValueCache, digest
 from refimpl.dtypes import result_dtype, round_saturate
 from refimpl.geometry import image_padding
 
@@ -81,9 +78,7 @@ ERROR = "fft"
 CACHE_ENTRIES = 8
 CACHE_BYTES = 512 * 2**20     # all kept transforms together; a larger one is never kept
 
-_cache: OrderedDict = OrderedDict()
-_cache_lock = threading.Lock()
-_cache_stats = {"hits": 0, "misses": 0}
+_cache = ValueCache(CACHE_ENTRIES, CACHE_BYTES, nbytes=lambda s: s.nbytes)
 
 
 def supports(spec):
@@ -116,21 +111,17 @@ def _kernel_transform(w: np.ndarray, shape: tuple[int, ...], compute: np.dtype, 
     LRU when possible: tap k goes to index (offset - k) mod L per axis, so that
     c[i] = sum_k w[k] x[(i + k - offset) mod L]. ``offsets=None`` means K - 1 per axis
     (the reversed kernel at index 0, the layout of the padded plan)."""
+    wc = np.ascontiguousarray(w)
+    offsets = tuple(k - 1 for k in wc.shape) if offsets is None else tuple(offsets)
+    key = (digest(wc), shape, compute.str, offsets)
+    return _cache.get(key, lambda: _transform(wc, shape, compute, offsets))
+
+
+def _transform(wc, shape, compute, offsets):
     import scipy.fft as sfft
 
     from candidates.runtime import threads
 
-    wc = np.ascontiguousarray(w)
-    offsets = tuple(k - 1 for k in wc.shape) if offsets is None else tuple(offsets)
-    digest = hashlib.blake2b(wc.tobytes(), digest_size=16).digest()
-    key = (digest, wc.shape, wc.dtype.str, shape, compute.str, offsets)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            _cache_stats["hits"] += 1
-            return hit
-        _cache_stats["misses"] += 1
     if all(o == k - 1 for o, k in zip(offsets, wc.shape)) and all(
             k <= n for k, n in zip(wc.shape, shape)):
         v, s = np.flip(wc.astype(compute, copy=False)), shape
@@ -138,32 +129,21 @@ def _kernel_transform(w: np.ndarray, shape: tuple[int, ...], compute: np.dtype, 
         v, s = np.zeros(shape, dtype=compute), None
         index = np.ix_(*[(o - np.arange(k)) % n for o, k, n in zip(offsets, wc.shape, shape)])
         np.add.at(v, index, wc.astype(compute, copy=False))
-    axes = tuple(range(w.ndim))
+    axes = tuple(range(wc.ndim))
     if compute.kind == "c":
         spectrum = sfft.fftn(v, s=s, axes=axes, workers=threads())
     else:
         spectrum = sfft.rfftn(v, s=s, axes=axes, workers=threads())
     spectrum.flags.writeable = False          # shared between calls: never modified
-    if spectrum.nbytes <= CACHE_BYTES:
-        with _cache_lock:
-            _cache[key] = spectrum
-            _cache.move_to_end(key)
-            total = sum(s.nbytes for s in _cache.values())
-            while len(_cache) > CACHE_ENTRIES or total > CACHE_BYTES:
-                _, dropped = _cache.popitem(last=False)
-                total -= dropped.nbytes
     return spectrum
 
 
 def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
-        _cache_stats.update(hits=0, misses=0)
+    _cache.clear()
 
 
 def cache_info() -> dict:
-    with _cache_lock:
-        return dict(_cache_stats, entries=len(_cache), bytes=sum(s.nbytes for s in _cache.values()))
+    return _cache.info()
 
 
 def plan(x_shape, w_shape, border, cval, padding, origin, complex_input=False):

@@ -43,12 +43,9 @@
 #   a float16 or integer result dtype; the result is rounded once.
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
-
 import numpy as np
 
+from candidates.runtime import ValueCache, digest
 from refimpl.dtypes import result_dtype, round_saturate
 from refimpl.geometry import as_tuple, image_padding
 
@@ -57,8 +54,7 @@ DEVICE = "cpu"
 ERROR = "direct"
 
 CACHE_ENTRIES = 32
-_cache: OrderedDict = OrderedDict()
-_cache_lock = threading.Lock()
+_cache = ValueCache(CACHE_ENTRIES)
 
 
 def supports(spec):
@@ -73,21 +69,17 @@ def supports(spec):
 def plan_for(w: np.ndarray, x_dtype) -> tuple:
     """('separable', axes, [(u, v)...]) | ('direct',) | ('fallback',) for kernel ``w`` on
     images of ``x_dtype`` (see the header)."""
+    wc = np.ascontiguousarray(w)
+    return _cache.get((digest(wc), np.dtype(x_dtype).str), lambda: _make_plan(wc, x_dtype))
+
+
+def _make_plan(wc: np.ndarray, x_dtype) -> tuple:
     from candidates.correlate import direct_numba, separable_numpy as sep
 
-    wc = np.ascontiguousarray(w)
-    key = (hashlib.blake2b(wc.tobytes(), digest_size=16).digest(), wc.shape, wc.dtype.str,
-           np.dtype(x_dtype).str)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
     compute = sep.compute_dtype(x_dtype, wc.dtype)
     x_dtype = np.dtype(x_dtype)
     wide = x_dtype.kind in "iu" and np.iinfo(x_dtype).bits > np.finfo(compute).nmant + 1
     axes = tuple(a for a, k in enumerate(wc.shape) if k > 1)
-    plan: tuple = ("fallback",)
     fits_direct = wc.size <= direct_numba.MAX_TAPS and len(axes) <= 2
     if len(axes) == 2 and np.all(np.isfinite(wc)) and np.any(wc):
         kh, kw = (wc.shape[a] for a in axes)
@@ -96,19 +88,12 @@ def plan_for(w: np.ndarray, x_dtype) -> tuple:
             core = wc.astype(np.float64).reshape(kh, kw)
             terms = [[u.astype(compute), v.astype(compute)] for u, v in sep.cross_factors(core, rank)]
             if sep.certificate(wc.astype(np.float64), terms, compute, wide) <= 1.0:
-                plan = ("separable", axes, [(u, v) for u, v in terms])
-    if plan[0] == "fallback" and fits_direct:
-        plan = ("direct",)
-    with _cache_lock:
-        _cache[key] = plan
-        while len(_cache) > CACHE_ENTRIES:
-            _cache.popitem(last=False)
-    return plan
+                return ("separable", axes, [(u, v) for u, v in terms])
+    return ("direct",) if fits_direct else ("fallback",)
 
 
 def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def _factor_kernel(factor: np.ndarray, axis: int, ndim: int) -> np.ndarray:

@@ -79,14 +79,13 @@
 #   (at most WORKSPACE_BYTES each; clear_cache() frees them).
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from candidates.runtime import ValueCache, digest
 from refimpl.dtypes import result_dtype, round_saturate
 from refimpl.geometry import image_padding
 
@@ -103,8 +102,7 @@ COST_L = (1.3, 0.03)         # pass along the last axis
 COST_ADD = 0.5
 SMALL_COLUMNS = 64           # a non-last pass over fewer columns than this runs tiny GEMMs
 
-_cache: OrderedDict = OrderedDict()
-_cache_lock = threading.Lock()
+_cache = ValueCache(CACHE_ENTRIES)
 
 
 def supports(spec):
@@ -318,21 +316,8 @@ def plan_for(w: np.ndarray, compute, wide_input: bool = False, columns: int = 1 
     """``make_plan`` through the LRU (keyed by the kernel's bytes, not its identity: a
     kernel changed in place is never served a stale plan)."""
     wc = np.ascontiguousarray(w)
-    digest = hashlib.blake2b(wc.tobytes(), digest_size=16).digest()
-    key = (digest, wc.shape, wc.dtype.str, np.dtype(compute).str, wide_input,
-           columns < SMALL_COLUMNS)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
-    plan = make_plan(wc, compute, wide_input, columns)
-    with _cache_lock:
-        _cache[key] = plan
-        _cache.move_to_end(key)
-        while len(_cache) > CACHE_ENTRIES:
-            _cache.popitem(last=False)
-    return plan
+    key = (digest(wc), np.dtype(compute).str, wide_input, columns < SMALL_COLUMNS)
+    return _cache.get(key, lambda: make_plan(wc, compute, wide_input, columns))
 
 
 def separable_rank(w, x_dtype=np.float32) -> int | None:
@@ -351,8 +336,7 @@ def separable_rank(w, x_dtype=np.float32) -> int | None:
 
 def clear_cache() -> None:
     """Forget every plan and the calling thread's scratch buffers."""
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
     _local.buffers = {}
 
 
