@@ -124,3 +124,37 @@ class ValueCache:
         with self._lock:
             return {"hits": self.hits, "misses": self.misses, "entries": len(self._items),
                     "bytes": sum(self.nbytes(v) for v in self._items.values())}
+
+
+SCRATCH_BYTES = 256 * 2**20   # largest scratch buffer kept per (owner, slot) and thread
+_scratch = threading.local()
+
+
+def scratch(owner: str, slot: str, shape, dtype):
+    """An uninitialised array of ``shape``: the calling thread's buffer ``slot`` of
+    ``owner`` (a module name), reused between calls and grown when too small. For
+    image-sized temporaries: a fresh one per call is page-faulted in every time. Never
+    hand it to a caller; release_scratch(owner) frees it."""
+    import math
+
+    import numpy as np
+
+    buffers = getattr(_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _scratch.buffers = {}
+    n = math.prod(shape)
+    flat = buffers.get((owner, slot))
+    if flat is None or flat.dtype != dtype or flat.size < n:
+        flat = np.empty(n, dtype)
+        if flat.nbytes <= SCRATCH_BYTES:
+            buffers[(owner, slot)] = flat
+        else:
+            buffers.pop((owner, slot), None)
+    return flat[:n].reshape(shape)
+
+
+def release_scratch(owner: str) -> None:
+    """Forget the calling thread's scratch buffers of ``owner``."""
+    buffers = getattr(_scratch, "buffers", None) or {}
+    for key in [k for k in buffers if k[0] == owner]:
+        del buffers[key]

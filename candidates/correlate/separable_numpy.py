@@ -76,11 +76,10 @@
 #   thread meanwhile (threadpoolctl): OpenBLAS threading inside thousands of small banded
 #   products gained little and stalled badly on this loaded 2-core machine. Scratch arrays
 #   (padded image, intermediate passes) are per-thread buffers reused between calls
-#   (at most WORKSPACE_BYTES each; clear_cache() frees them).
+#   (at most runtime.SCRATCH_BYTES each; clear_cache() frees them).
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -336,8 +335,10 @@ def separable_rank(w, x_dtype=np.float32) -> int | None:
 
 def clear_cache() -> None:
     """Forget every plan and the calling thread's scratch buffers."""
+    from candidates.runtime import release_scratch
+
     _cache.clear()
-    _local.buffers = {}
+    release_scratch(__name__)
 
 
 # ---------------------------------------------------------------------------------------
@@ -494,29 +495,14 @@ def _shift_add(xp, w, n_out, compute):
     return y
 
 
-WORKSPACE_BYTES = 256 * 2**20   # largest scratch buffer kept per slot and thread
-_local = threading.local()
-
-
 def _buffer(slot, shape, dtype) -> np.ndarray:
-    """An uninitialised array: new when ``slot`` is None, else the calling thread's
-    scratch buffer ``slot``, reused between calls. Reuse matters: three fresh image-sized
+    """A new array when ``slot`` is None, else this thread's scratch buffer ``slot`` of
+    this module (candidates.runtime.scratch). Reuse matters: three fresh image-sized
     arrays per call were returned to the OS and page-faulted back in on every call
     (~3 ms of 8 on a 1024^2 float32 Gaussian here). clear_cache() releases them."""
-    if slot is None:
-        return np.empty(shape, dtype)
-    buffers = getattr(_local, "buffers", None)
-    if buffers is None:
-        buffers = _local.buffers = {}
-    n = math.prod(shape)
-    flat = buffers.get(slot)
-    if flat is None or flat.dtype != dtype or flat.size < n:
-        flat = np.empty(n, dtype)
-        if flat.nbytes <= WORKSPACE_BYTES:
-            buffers[slot] = flat
-        else:
-            buffers.pop(slot, None)
-    return flat[:n].reshape(shape)
+    from candidates.runtime import scratch
+
+    return np.empty(shape, dtype) if slot is None else scratch(__name__, slot, shape, dtype)
 
 
 def _padded(x, pads, border, cval, compute):
