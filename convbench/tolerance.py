@@ -42,6 +42,47 @@ iir     recursive (IIR) Gaussian filters approximate the sampled truncated Gauss
         Images (2-D random normal, step edge, impulse, camera()): 1e-6 .. 5.6e-4 * M.
         The gamma_K term is the 'direct' one (a candidate may round like a direct sum).
         A sigma off by 10% changes a filtered step edge by ~2% of its height: far outside.
+winograd Winograd minimal filtering F(2x2,3x3) of a 3x3 stride-1 2-D conv layer
+        (candidates/conv/winograd_numpy.py). Every 2x2 output tile is
+            Y = A^T [ sum_c (G g_c G^T) (.) (B^T d_c B) ] A  (+ bias),
+        d_c the 4x4 input tile of channel c, g_c the kernel; the transforms add and cancel,
+        so the 'direct' bound does not cover it. Standard model (Higham §2.2, no underflow
+        or overflow), counting the roundings on the path of each product g_rs d_ab:
+            U = G g G^T        <= 4  (2 additions per axis, the halvings are exact; computed
+                                     in float64 and rounded once to float32 costs less:
+                                     u32 + gamma_4(u64) <= gamma_2(u32))
+            V = B^T d B        <= 2  (one addition per axis)
+            sum over C/groups  <= Cg (any summation order: gamma_Cg, as for a GEMM)
+            + bias             <= 1  (added to M[1,1]: A^T e_1 = (1, 1) reaches all outputs)
+            Y = A^T M A        <= 4  (2 additions per axis)
+        Each computed intermediate is the exact one with every leaf product perturbed by at
+        most that many factors (1 + delta), |delta| <= u; with (1 + theta_j)(1 + theta_k) =
+        1 + theta_{j+k} (Higham Lemma 3.3):
+            |y - y_ref| <= gamma_{Cg + WINOGRAD_STAGES (+1 with bias)}(u) * (S + |bias|),
+            S = |A^T| [ sum_c (|G| |g_c| |G^T|) (.) (|B^T| |d_c| |B|) ] |A|.
+        S reads only the 3x3 window of its output: for F(2,3), |A^T|_ik |B^T|_ka vanishes
+        for a outside i..i+2, so per axis S_i = sum_t |d[i+t]| (E_i |g|)[t] with
+            E_i[t, r] = sum_k |A^T|_ik |B^T|_{k,i+t} |G|_kr:
+            E_0 = [[1,0,0],[1,1,1],[2,1,1]],   E_1 = [[1,1,2],[1,1,1],[0,0,1]]   (rows t).
+        In 2-D, S at tile phase (i, j) is the conv of |x| with the kernel E_i |g_c| E_j^T.
+        Taking the tap-wise max over the four phases gives one 3x3 kernel W(|w|) (>= |w|,
+        as E_i >= I), independent of where a candidate starts its tiles, and the bound is
+            |y - y_ref| <= gamma_{Cg + 10 (+1)}(u) * ((|x| (*) W(|w|)) + |bias|) + final,
+        the op applied to absolute values with w replaced by W(|w|) (|cval| for a constant
+        border): verification evaluates it like the direct scale, whole or pointwise
+        (convbench.ops.conv.Conv.winograd_scale). W's taps sum to at most
+        16 ||w||_1 (column sums of max(E_0, E_1): 4, 3, 4), so a normwise form is
+        gamma * 16 * sum_c ||w[o, c]||_1 * max(|x|, |cval|): beta = 16 for F(2x2,3x3).
+        The scale is ~13x the direct one and gamma's count Cg + 10 is ~1/9 of K = 9 Cg:
+        for many channels the tolerance is ~1.5x 'direct'. Measured (winograd_numpy, worst
+        error/bound): small cases 0.035 (float32/64; float16 0.88, its final rounding, as
+        0.96 for the direct candidates), quick 0.0011, layers 0.026 (D3, C = 1; 6.5e-5 to
+        1.1e-3 for the others), seed 0.028. It still rejects a kernel rounded to float16
+        (relative 5e-4 per tap), a wrong row of G, tiles stepped by 3, a dropped bias, a
+        swapped border (tests/test_conv_winograd.py).
+        F(4x4,3x3) is not covered: its |A^T| |B^T| reaches outside the 3x3 window (no
+        elementwise form of this kind; winograd_windows raises), and the normwise
+        constant is 29.33^2 = 860: a tolerance near the outputs' own size.
 
 Integer results (``out_dtype``): a candidate's value must lie in
 [round_sat(y_ref - tol), round_sat(y_ref + tol)] with tol from the floating model used to
@@ -55,9 +96,40 @@ import numpy as np
 
 from convbench.dtypes import ACCUMULATION, UNIT_ROUNDOFF, saturate_cast
 
-MODELS = ("direct", "fft", "exact", "tf32", "iir")
+MODELS = ("direct", "fft", "exact", "tf32", "iir", "winograd")
 FFT_CONSTANT = 4.0
 IIR_EPS = 3e-3
+WINOGRAD_STAGES = 10     # roundings besides the channel sum: 4 kernel, 2 input, 4 output
+# F(2x2, 3x3): Y = A^T [(G g G^T) (.) (B^T d B)] A (Lavin & Gray 2016)
+WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
+WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float)
+
+
+def winograd_windows(at=WINOGRAD_AT, bt=WINOGRAD_BT, g=WINOGRAD_G) -> np.ndarray:
+    """E (m, r, r): E[i, t, s] = sum_k |A^T|_ik |B^T|_{k, i+t} |G|_ks, the weight of input
+    sample i+t of a tile and tap s in the absolute-value Winograd sum of output i, for
+    F(m, r) given by its matrices (default F(2, 3)). Raises ValueError if |A^T||B^T|
+    reaches outside the outputs' windows (F(4, 3) does): then there is no such form."""
+    at, bt, g = (np.asarray(a, dtype=np.float64) for a in (at, bt, g))
+    full = np.einsum("ik,ka,kr->iar", np.abs(at), np.abs(bt), np.abs(g))
+    m, k = at.shape[0], g.shape[1]
+    for i in range(m):
+        outside = np.delete(full[i], range(i, i + k), axis=0)
+        if outside.any():
+            raise ValueError("the transforms reach outside the output's window")
+    return np.stack([full[i, i:i + k] for i in range(m)])
+
+
+def winograd_kernel(w) -> np.ndarray:
+    """W(|w|) of the 'winograd' model for kernels w (..., 3, 3): the tap-wise max over
+    the four tile phases (i, j) of E_i |w| E_j^T (float64)."""
+    a = np.abs(np.asarray(w, dtype=np.float64))
+    if a.shape[-2:] != (3, 3):
+        raise ValueError(f"the 'winograd' model is for 3x3 kernels, got {a.shape[-2:]}")
+    e = winograd_windows()
+    phases = [np.einsum("tr,...rs,us->...tu", e[i], a, e[j]) for i in range(2) for j in range(2)]
+    return np.maximum.reduce(phases)
 
 
 def gamma(k: int, u: float) -> float:
@@ -80,7 +152,9 @@ def bound(model: str, *, result_dtype, ref, absref, terms: int, norms=None, leng
     """Elementwise tolerance for a floating result of ``result_dtype``.
 
     ``norms`` = (||x_padded||_2, ||w||_2, max(|x|, |cval|)) and ``length`` the FFT length,
-    for 'fft' (the first two) and 'iir' (the third).
+    for 'fft' (the first two) and 'iir' (the third). For 'winograd', ``absref`` is the op
+    on absolute values with the kernel replaced by ``winograd_kernel(w)`` and ``terms``
+    the channels summed per output, C/groups (+1 with bias): Conv.winograd_scale.
     """
     if model not in MODELS:
         raise ValueError(f"unknown error model {model!r}; accepted: {MODELS}")
@@ -102,6 +176,8 @@ def bound(model: str, *, result_dtype, ref, absref, terms: int, norms=None, leng
         return relative * absref + final
     if model == "iir":
         return IIR_EPS * norms[2] + gamma(terms, u_acc) * absref + final
+    if model == "winograd":
+        return gamma(terms + WINOGRAD_STAGES, u_acc) * absref + final
     nx, nw = norms[:2]
     return FFT_CONSTANT * u_acc * max(math.log2(max(length, 2)), 1.0) * nx * nw + \
         gamma(terms, u_acc) * absref + final

@@ -106,6 +106,13 @@ def reference(case: Case) -> Reference:
         return Reference(ref, op.error_scale(spec, arrays, points), points, norms, length)
 
 
+@functools.lru_cache(maxsize=32)
+def _winograd_scale(case: Case):
+    """The 'winograd' model's (terms, scale) at the reference's points (ops/conv.py)."""
+    spec = case.spec
+    return spec.operation.winograd_scale(spec, case.arrays(), reference(case).points)
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float):
     """Raise TimeoutError in the main thread after ``seconds`` (Python-level work only)."""
@@ -185,8 +192,11 @@ def check_output(candidate: Candidate, case: Case, out) -> Row:
     result_dtype = spec.operation.result_dtype(spec)
     float_dtype = result_dtype if result_dtype.kind in "fc" else \
         spec.operation.result_dtype(spec.replace(out_dtype=None))
-    tol = bound(model, result_dtype=float_dtype, ref=ref.ref, absref=ref.absref,
-                terms=spec.operation.terms(spec), norms=ref.norms, length=ref.length)
+    terms, absref = spec.operation.terms(spec), ref.absref
+    if model == "winograd":
+        terms, absref = _winograd_scale(case)
+    tol = bound(model, result_dtype=float_dtype, ref=ref.ref, absref=absref,
+                terms=terms, norms=ref.norms, length=ref.length)
     verdict = compare(got, ref.ref, tol, out_dtype=result_dtype)
     checked = "all" if ref.points is None else f"{len(ref.points[0])} points"
     return Row(spec.op, case.id, candidate.name, "pass" if verdict["passed"] else "FAIL",

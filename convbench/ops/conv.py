@@ -234,6 +234,21 @@ class Conv(LayerOp):
             zones.append((low, high))
         return tuple(zones)
 
+    def winograd_scale(self, spec, arrays, points=None):
+        """(terms, scale) of the 'winograd' error model (convbench.tolerance): the channels
+        summed per output, C/groups (+1 with bias), and this op on absolute values with
+        the kernel replaced by its Winograd F(2x2,3x3) kernel W(|w|) (|cval| too), whole
+        or at ``points``. Only for 3x3, stride-1, dilation-1 layers on 2 spatial axes."""
+        from convbench.tolerance import winograd_kernel
+
+        layer = self.layer(spec)
+        if layer.kernel != (3, 3) or layer.stride != (1, 1) or layer.dilation != (1, 1):
+            raise ValueError(f"the 'winograd' model is for 3x3 stride-1 dilation-1 2-D "
+                             f"layers, not {spec.id}")
+        x, w, *bias = arrays
+        terms = layer.in_per_group + (len(spec.shapes) == 3)
+        return terms, self.error_scale(spec, (x, winograd_kernel(w), *bias), points)
+
     def fft_sizes(self, spec):
         """(samples of the padded input over N and C, FFT length of one plane)."""
         layer = self.layer(spec)
