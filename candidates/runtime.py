@@ -72,47 +72,59 @@ def run_jobs(jobs, workers: int) -> None:
         raise errors[0]
 
 
-def digest(a) -> tuple:
-    """A key for an array's VALUES (BLAKE2 of its bytes, plus shape and dtype): a kernel
-    changed in place, same object, gets a new key; an equal copy gets the same one."""
-    import hashlib
+class KernelCache:
+    """A thread-safe LRU of things computed from a kernel's VALUES (transforms, plans),
+    bounded by entries and, when ``nbytes`` is given, by the bytes it keeps (a value larger
+    than the whole budget is returned but never kept).
 
-    import numpy as np
-
-    a = np.ascontiguousarray(a)
-    return hashlib.blake2b(a.tobytes(), digest_size=16).digest(), a.shape, a.dtype.str
-
-
-class ValueCache:
-    """A thread-safe LRU of things computed from kernel values (transforms, plans), bounded
-    by entries and, when ``nbytes`` is given, by the bytes of what it keeps (a value larger
-    than the whole budget is returned but never kept)."""
+    The key is the kernel's shape, dtype and a CRC-32 of a sample of its values (plus the
+    caller's extra key); a hit is served only after a bitwise comparison with the kept copy
+    of the kernel, so a kernel changed in place (same array object) is never served a stale
+    value, and an equal copy is a hit. The comparison reads the kernel once at memory speed
+    (~0.03 ms for 256x128x3x3 float32, where a BLAKE2 digest of its bytes took ~1 ms)."""
 
     def __init__(self, entries: int, max_bytes: float = float("inf"), nbytes=None):
         import collections
 
-        self.entries, self.max_bytes, self.nbytes = entries, max_bytes, nbytes or (lambda v: 0)
+        self.entries, self.max_bytes = entries, max_bytes
+        self.nbytes = nbytes or (lambda value: 0)
         self._items: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, key, make):
-        """The value for ``key``, from the cache or ``make()`` (outside the lock)."""
+    def _size(self, item) -> int:
+        kept, value = item
+        return kept.nbytes + self.nbytes(value)
+
+    def get(self, w, extra, make):
+        """The value for kernel ``w`` and ``extra`` (hashable), cached or ``make()``."""
+        import zlib
+
+        import numpy as np
+
+        w = np.ascontiguousarray(w)
+        flat = w.reshape(-1)
+        sample = np.ascontiguousarray(flat[::max(1, flat.size // 4096)])
+        key = (w.shape, w.dtype.str, zlib.crc32(sample.view(np.uint8)), extra)
         with self._lock:
-            if key in self._items:
+            item = self._items.get(key)
+            if item is not None and np.array_equal(item[0].view(np.uint8), w.view(np.uint8)):
                 self._items.move_to_end(key)
                 self.hits += 1
-                return self._items[key]
+                return item[1]
             self.misses += 1
+        kept = w.copy()
+        kept.flags.writeable = False
         value = make()
-        if self.nbytes(value) <= self.max_bytes:
+        item = (kept, value)
+        if self._size(item) <= self.max_bytes:
             with self._lock:
-                self._items[key] = value
+                self._items[key] = item
                 self._items.move_to_end(key)
-                total = sum(self.nbytes(v) for v in self._items.values())
+                total = sum(self._size(i) for i in self._items.values())
                 while len(self._items) > self.entries or total > self.max_bytes:
                     _, dropped = self._items.popitem(last=False)
-                    total -= self.nbytes(dropped)
+                    total -= self._size(dropped)
         return value
 
     def clear(self) -> None:
@@ -123,7 +135,7 @@ class ValueCache:
     def info(self) -> dict:
         with self._lock:
             return {"hits": self.hits, "misses": self.misses, "entries": len(self._items),
-                    "bytes": sum(self.nbytes(v) for v in self._items.values())}
+                    "bytes": sum(self._size(i) for i in self._items.values())}
 
 
 SCRATCH_BYTES = 256 * 2**20   # largest scratch buffer kept per (owner, slot) and thread

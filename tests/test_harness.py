@@ -574,6 +574,29 @@ class TestMachine:
                 raise RuntimeError("inside")
         assert runtime._threads is None
 
+    def test_kernel_cache_keys_on_values_and_stays_bounded(self):
+        from candidates.runtime import KernelCache
+
+        made = []
+
+        def make(w):
+            made.append(1)
+            return w.sum()
+
+        cache = KernelCache(2, max_bytes=4096, nbytes=lambda v: 0)
+        w = np.arange(12.0).reshape(3, 4)
+        assert cache.get(w, "k", lambda: make(w)) == 66 and len(made) == 1
+        assert cache.get(w.copy(), "k", lambda: make(w)) == 66 and len(made) == 1  # equal copy
+        assert cache.get(w, "other", lambda: make(w)) == 66 and len(made) == 2     # extra key
+        cache.get(np.zeros(1024), "k", lambda: 0.0)                        # 8 KiB: not kept
+        assert cache.info()["entries"] == 2 and cache.info()["bytes"] <= 4096
+        unbounded = KernelCache(4)
+        big = np.zeros(8192)       # every other value is sampled: change an unsampled one
+        unbounded.get(big, "k", lambda: make(big))
+        big[1] = 5.0               # same array, changed in place, same sample
+        assert unbounded.get(big, "k", lambda: make(big)) == 5.0          # never stale
+        assert unbounded.info()["misses"] == 2
+
     def test_metadata(self):
         meta = machine.metadata(3)
         assert meta["cpu"] and isinstance(meta["cpu"], str)

@@ -36,10 +36,10 @@
 #   (threadpoolctl): numpy's OpenBLAS running 2 threads inside each GEMM stalled 5x on
 #   this shared 2-core machine. Scratch buffers are per thread and reused (page faults of
 #   fresh multi-MiB arrays cost ~2 ms on V2); clear_cache() frees them.
-#   The kernel transform is cached (LRU of 16, <= 256 MiB) keyed by shape, dtypes and a
-#   CRC-32 of a sample of the taps, and served only after a bitwise comparison with a kept
-#   copy of the kernel: 0.03 ms for 256x128x3x3 float32 where a BLAKE2 digest of its bytes
-#   took ~1 ms, as long as all the transforms of seed-multifilter.
+#   The kernel transform is cached (LRU of 16, <= 256 MiB; candidates.runtime.KernelCache:
+#   a CRC-32 of a sample of the taps, then a bitwise comparison with a kept copy, 0.03 ms
+#   for 256x128x3x3 float32 where a BLAKE2 digest of its bytes took ~1 ms, as long as all
+#   the transforms of seed-multifilter).
 #
 # Wins: 3x3 stride-1 layers with many channels, against im2col_numpy; not against torch.
 #   GEMMs are ~85% of the time and run at OpenBLAS's speed: numpy's OpenBLAS picks its
@@ -86,11 +86,10 @@ from __future__ import annotations
 
 import math
 import threading
-import zlib
-from collections import OrderedDict
 
 import numpy as np
 
+from candidates.runtime import KernelCache
 from refimpl.geometry import conv_output_shape, layer_padding, positive_tuple
 from refimpl.pad import canonical_border
 
@@ -112,12 +111,8 @@ MIN_COLUMNS = 48               # tile columns per chunk worth a GEMM of their ow
 BLOCK = 1 << 14                # samples per plane and numpy call in the transforms (in L2)
 CACHE_ENTRIES = 16
 CACHE_BYTES = 256 * 2**20      # kernel transforms kept (16/9 of the weights each)
-WORKSPACE_BYTES = 64 * 2**20   # largest scratch buffer kept per slot and thread
 
-_cache: OrderedDict = OrderedDict()
-_cache_lock = threading.Lock()
-_cache_stats = {"hits": 0, "misses": 0}
-_local = threading.local()
+_cache = KernelCache(CACHE_ENTRIES, CACHE_BYTES, nbytes=lambda u: u.nbytes)
 _blas = {"controller": None}
 
 
@@ -192,62 +187,34 @@ def kernel_transform(w: np.ndarray, compute) -> np.ndarray:
     ~1 ms here, as long as the whole convolution's transforms."""
     compute = np.dtype(compute)
     wc = np.ascontiguousarray(w)
-    flat = wc.reshape(-1)
-    sample = np.ascontiguousarray(flat[::max(1, flat.size // 4096)])
-    key = (wc.shape, wc.dtype.str, compute.str, zlib.crc32(sample.view(np.uint8)))
-    bits = np.dtype(f"u{wc.dtype.itemsize}")
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None and np.array_equal(hit[0].view(bits), wc.view(bits)):
-            _cache.move_to_end(key)
-            _cache_stats["hits"] += 1
-            return hit[1]
-        _cache_stats["misses"] += 1
-    u = np.einsum("kr,ocrs,ls->kloc", G, wc.astype(np.float64), G, optimize=True)
-    u = np.ascontiguousarray(u.reshape(16, wc.shape[0], wc.shape[1]), dtype=compute)
-    u.flags.writeable = False
-    kept = wc.copy()
-    kept.flags.writeable = False
-    if u.nbytes + kept.nbytes <= CACHE_BYTES:
-        with _cache_lock:
-            _cache[key] = (kept, u)
-            _cache.move_to_end(key)
-            total = sum(a.nbytes + b.nbytes for a, b in _cache.values())
-            while len(_cache) > CACHE_ENTRIES or total > CACHE_BYTES:
-                _, (a, b) = _cache.popitem(last=False)
-                total -= a.nbytes + b.nbytes
-    return u
+
+    def make():
+        u = np.einsum("kr,ocrs,ls->kloc", G, wc.astype(np.float64), G, optimize=True)
+        u = np.ascontiguousarray(u.reshape(16, wc.shape[0], wc.shape[1]), dtype=compute)
+        u.flags.writeable = False
+        return u
+
+    return _cache.get(wc, compute.str, make)
 
 
 def clear_cache() -> None:
     """Forget the kernel transforms and the calling thread's scratch buffers."""
-    with _cache_lock:
-        _cache.clear()
-        _cache_stats.update(hits=0, misses=0)
-    _local.buffers = {}
+    from candidates.runtime import release_scratch
+
+    _cache.clear()
+    release_scratch(__name__)
 
 
 def cache_info() -> dict:
-    with _cache_lock:
-        return dict(_cache_stats, entries=len(_cache),
-                    bytes=sum(a.nbytes + b.nbytes for a, b in _cache.values()))
+    return _cache.info()
 
 
 def _buffer(slot, shape, dtype) -> np.ndarray:
     """The calling thread's scratch array ``slot`` (uninitialised), reused between calls:
     fresh multi-MiB arrays are page-faulted in again on every call."""
-    buffers = getattr(_local, "buffers", None)
-    if buffers is None:
-        buffers = _local.buffers = {}
-    n = math.prod(shape)
-    flat = buffers.get(slot)
-    if flat is None or flat.dtype != dtype or flat.size < n:
-        flat = np.empty(n, dtype)
-        if flat.nbytes <= WORKSPACE_BYTES:
-            buffers[slot] = flat
-        else:
-            buffers.pop(slot, None)
-    return flat[:n].reshape(shape)
+    from candidates.runtime import scratch
+
+    return scratch(__name__, slot, shape, dtype)
 
 
 # ---------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ import threading
 
 import numpy as np
 
-from candidates.runtime import ValueCache, digest
+from candidates.runtime import KernelCache
 from refimpl.dtypes import result_dtype
 from refimpl.geometry import image_padding
 from refimpl.pad import source_indices
@@ -303,15 +303,15 @@ def index_map(n: int, lo: int, hi: int, border: str) -> np.ndarray:
 
 
 PREP_ENTRIES = 32
-_prep_cache = ValueCache(PREP_ENTRIES)
+_prep_cache = KernelCache(PREP_ENTRIES)
 
 
 def _prepare(w, x_dtype, fill, compute):
     """Per kernel (LRU keyed by its bytes, the image dtype, cval and compute dtype): the
     non-trivial axes, the tap lists and the exact integer form if there is one."""
     wc = np.ascontiguousarray(w)
-    key = (digest(wc), np.dtype(x_dtype).str, float(fill), compute.str)
-    return _prep_cache.get(key, lambda: _make_prep(wc, x_dtype, fill, compute))
+    key = (np.dtype(x_dtype).str, float(fill), compute.str)
+    return _prep_cache.get(wc, key, lambda: _make_prep(wc, x_dtype, fill, compute))
 
 
 def _make_prep(wc, x_dtype, fill, compute):

@@ -4,8 +4,8 @@
 #   x --extend(border, to L)--> xp (P = n + lo + hi per axis, extended to L >= P, 7-smooth)
 #                          |  rfftn (cuFFT R2C, length L)
 #                          v
-#   w --reverse--> v --rfftn(L)--> V   (cached: LRU keyed by a BLAKE2 digest of w's bytes,
-#                          |            its shape and dtype, L, the compute dtype, the device)
+#   w --reverse--> v --rfftn(L)--> V   (cached: candidates.runtime.KernelCache, keyed by
+#                          |            w's values, L, the compute dtype, the device)
 #              Y = XP * V  (in place)
 #                          |  irfftn(L)
 #                          v
@@ -16,7 +16,7 @@
 #   extension to L is one gather per axis with refimpl.pad.source_index (any border, any
 #   width; constant: cupy.pad with cval), so the FFT only sees a linear problem and 'wrap'
 #   gives circular convolution on x's grid. L per axis is the next 2-3-5-7-smooth size
-#   >= P (cuFFT's fast radices). The kernel's digest needs its bytes on the host: one small
+#   >= P (cuFFT's fast radices). The cache compares the kernel's bytes on the host: one small
 #   device-to-host copy per call (a synchronisation), instead of transforming it again.
 # Wins: large kernels (>= ~15x15) on big 2-D images on a GPU: O(L log L) whatever the kernel
 #   size (the seed's 9000x9000 with 15x15 took ~1 s on a GPU without transfers).
@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from candidates.correlate.ndimage_cupy import extend, saturate
-from candidates.runtime import ValueCache, digest
+from candidates.runtime import KernelCache
 from refimpl.dtypes import result_dtype
 from refimpl.geometry import image_padding
 
@@ -47,7 +47,7 @@ ERROR = "fft"
 CACHE_ENTRIES = 8
 CACHE_BYTES = 1 << 30         # device memory for kept kernel transforms, all together
 
-_cache = ValueCache(CACHE_ENTRIES, CACHE_BYTES, nbytes=lambda s: int(s.nbytes))
+_cache = KernelCache(CACHE_ENTRIES, CACHE_BYTES, nbytes=lambda s: int(s.nbytes))
 
 
 def supports(spec):
@@ -110,7 +110,7 @@ def kernel_transform(xp, fft, w, shape, compute, device="cpu"):
             return fft.fftn(v, s=tuple(shape), axes=axes)
         return fft.rfftn(v, s=tuple(shape), axes=axes)
 
-    return _cache.get((digest(host), tuple(shape), np.dtype(compute).str, device), make)
+    return _cache.get(host, (tuple(shape), np.dtype(compute).str, device), make)
 
 
 def correlate_with(xp, fft, x, w, *, border="constant", cval=0.0, padding="same", origin=0,

@@ -36,7 +36,7 @@
 #                the circular correlation of length n; no padding.
 #   The kernel's transform depends only on (kernel values, L, layout, dtype): it is cached
 #   in a small LRU (8 entries, at most 512 MiB of transforms; clear_cache() frees them)
-#   keyed by a BLAKE2 digest of the kernel's bytes plus its shape, dtype, L and layout, so the
+#   (candidates.runtime.KernelCache: the kernel's values, L and layout), so the
 #   timing loop and a video filtered frame by frame skip it, and a kernel whose values
 #   changed (even in place, same array) is never served a stale transform.
 # Wins: large kernels on 2-D float images (>= ~11x11; PEERS.md: FFT wins from 15x15 on
@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from candidates.runtime import ValueCache, digest
+from candidates.runtime import KernelCache
 from refimpl.dtypes import result_dtype, round_saturate
 from refimpl.geometry import image_padding
 
@@ -78,7 +78,7 @@ ERROR = "fft"
 CACHE_ENTRIES = 8
 CACHE_BYTES = 512 * 2**20     # all kept transforms together; a larger one is never kept
 
-_cache = ValueCache(CACHE_ENTRIES, CACHE_BYTES, nbytes=lambda s: s.nbytes)
+_cache = KernelCache(CACHE_ENTRIES, CACHE_BYTES, nbytes=lambda s: s.nbytes)
 
 
 def supports(spec):
@@ -113,8 +113,7 @@ def _kernel_transform(w: np.ndarray, shape: tuple[int, ...], compute: np.dtype, 
     (the reversed kernel at index 0, the layout of the padded plan)."""
     wc = np.ascontiguousarray(w)
     offsets = tuple(k - 1 for k in wc.shape) if offsets is None else tuple(offsets)
-    key = (digest(wc), shape, compute.str, offsets)
-    return _cache.get(key, lambda: _transform(wc, shape, compute, offsets))
+    return _cache.get(wc, (shape, compute.str, offsets), lambda: _transform(wc, shape, compute, offsets))
 
 
 def _transform(wc, shape, compute, offsets):

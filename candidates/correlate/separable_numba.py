@@ -20,7 +20,7 @@
 #   cval * sum(v) (rounded once from float64; the pass itself would round up to kw
 #   times). Every padding and origin: the first pass takes the W part of the padding,
 #   the second the H part.
-# Plan (per kernel values, cached by digest in separable_numpy's LRU and here):
+# Plan (per kernel values, cached in a candidates.runtime.KernelCache):
 #   separable with r terms when r (kh + kw) <= kh kw / 2 and the certificate holds;
 #   else the direct sum: direct_numba when the kernel has at most its MAX_TAPS taps,
 #   separable_numpy's banded plan beyond. Kernels with more than two non-trivial axes,
@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from candidates.runtime import ValueCache, digest
+from candidates.runtime import KernelCache
 from refimpl.dtypes import result_dtype, round_saturate
 from refimpl.geometry import as_tuple, image_padding
 
@@ -54,7 +54,7 @@ DEVICE = "cpu"
 ERROR = "direct"
 
 CACHE_ENTRIES = 32
-_cache = ValueCache(CACHE_ENTRIES)
+_cache = KernelCache(CACHE_ENTRIES)
 
 
 def supports(spec):
@@ -70,7 +70,7 @@ def plan_for(w: np.ndarray, x_dtype) -> tuple:
     """('separable', axes, [(u, v)...]) | ('direct',) | ('fallback',) for kernel ``w`` on
     images of ``x_dtype`` (see the header)."""
     wc = np.ascontiguousarray(w)
-    return _cache.get((digest(wc), np.dtype(x_dtype).str), lambda: _make_plan(wc, x_dtype))
+    return _cache.get(wc, np.dtype(x_dtype).str, lambda: _make_plan(wc, x_dtype))
 
 
 def _make_plan(wc: np.ndarray, x_dtype) -> tuple:

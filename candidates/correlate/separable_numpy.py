@@ -20,8 +20,8 @@
 # only outputs that are cropped).
 #
 # Which plan (decided per kernel VALUES at call time -- supports() sees only shapes -- and
-# cached in an LRU of 32 plans keyed by a BLAKE2 digest of the kernel's bytes, shape,
-# dtype and compute dtype, so the timing loop measures the filtering):
+# cached in an LRU of 32 plans keyed by the kernel's values (candidates.runtime.KernelCache)
+# and the compute dtype, so the timing loop measures the filtering):
 #   1. numerical rank r from the SVD (N-D: the largest rank of the mode unfoldings):
 #      s_i counts when s_i > gamma_K * ||w||_F, K = number of taps, gamma_K = K u/(1 - K u),
 #      u the unit roundoff of the compute dtype (float32 or float64). Why this threshold:
@@ -84,7 +84,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from candidates.runtime import ValueCache, digest
+from candidates.runtime import KernelCache
 from refimpl.dtypes import result_dtype, round_saturate
 from refimpl.geometry import image_padding
 
@@ -101,7 +101,7 @@ COST_L = (1.3, 0.03)         # pass along the last axis
 COST_ADD = 0.5
 SMALL_COLUMNS = 64           # a non-last pass over fewer columns than this runs tiny GEMMs
 
-_cache = ValueCache(CACHE_ENTRIES)
+_cache = KernelCache(CACHE_ENTRIES)
 
 
 def supports(spec):
@@ -315,8 +315,8 @@ def plan_for(w: np.ndarray, compute, wide_input: bool = False, columns: int = 1 
     """``make_plan`` through the LRU (keyed by the kernel's bytes, not its identity: a
     kernel changed in place is never served a stale plan)."""
     wc = np.ascontiguousarray(w)
-    key = (digest(wc), np.dtype(compute).str, wide_input, columns < SMALL_COLUMNS)
-    return _cache.get(key, lambda: make_plan(wc, compute, wide_input, columns))
+    key = (np.dtype(compute).str, wide_input, columns < SMALL_COLUMNS)
+    return _cache.get(wc, key, lambda: make_plan(wc, compute, wide_input, columns))
 
 
 def separable_rank(w, x_dtype=np.float32) -> int | None:
