@@ -359,6 +359,34 @@ def test_iir_layouts_within_bound(shape, sigma, border):
     assert np.abs(y - expected).max() <= tolerance.IIR_EPS * max(np.abs(x).max(), 0.5)
 
 
+@pytest.mark.parametrize("shape, sigma, border", [
+    ((300, 320), 3.0, "wrap"),                 # one sweep: row ranges, chunks both ways
+    ((300, 320), 3.0, "constant"),
+    ((300, 200), (0.0, 2.5), "reflect"),       # the last axis alone: bands, chunks
+    ((60, 5, 150), (2.0, 0.0, 3.0), "wrap"),   # a column sweep, then the rows in place
+    ((1000, 40), (12.0, 1.0), "symmetric"),    # too wide a padding for one sweep
+])
+def test_iir_cut_lines_agree_with_whole_lines(monkeypatch, shape, sigma, border):
+    """Lines cut in chunks and in row ranges for two threads (each cut restarts a
+    recursion, in its steady state, P samples before the samples it delivers) agree
+    with whole lines within one such restart per direction and axis: 4 TAIL max|x|."""
+    needs_numba()
+    from candidates import runtime
+
+    x = np.random.default_rng(8).standard_normal(shape)
+    monkeypatch.setattr(iir, "CHUNK", 1 << 30)           # whole lines, one job per line set
+    whole = iir.gaussian(x, sigma, border=border, cval=0.5)
+    monkeypatch.setattr(iir, "CHUNK", 16)                # chunks of 4 P samples
+    monkeypatch.setattr(iir, "PIXELS_PER_THREAD", 1)
+    monkeypatch.setattr(runtime, "_threads", 2)
+    cut = iir.gaussian(x, sigma, border=border, cval=0.5)
+    scale = max(np.abs(x).max(), 0.5)
+    diff = np.abs(cut - whole).max()
+    assert 0 < diff <= 4 * iir.TAIL * scale              # the cuts happened, within bound
+    expected = scipy_gaussian(x, sigma, border, cval=0.5)
+    assert np.abs(cut - expected).max() <= tolerance.IIR_EPS * scale
+
+
 @pytest.mark.parametrize("sigma", [5.0, 32.0])
 def test_iir_float32_states_stay_within_their_budget(sigma):
     """float32 images up to sigma 32 run the recursion in float32 (tolerance.py's budget:
