@@ -170,3 +170,32 @@ def release_scratch(owner: str) -> None:
     buffers = getattr(_scratch, "buffers", None) or {}
     for key in [k for k in buffers if k[0] == owner]:
         del buffers[key]
+
+
+def pad_into(out, x, pads, border: str, cval=0.0):
+    """Write x extended by ``pads`` ((lo, hi) per axis) under the border rule into ``out``
+    (numpy.pad's meaning, corners included; padding wider than x repeats the rule) and
+    return it: the centre is copied (and converted), then each axis's border slabs are
+    gathered from the centre, axis by axis over the already extended earlier axes, as
+    numpy.pad does. ``out`` may be a reused scratch buffer: no allocation of image size."""
+    import numpy as np
+
+    from refimpl.pad import source_index
+
+    centre = tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, pads))
+    np.copyto(out[centre], x, casting="unsafe")
+    for axis, ((lo, hi), n) in enumerate(zip(pads, x.shape)):
+        if lo == 0 and hi == 0:
+            continue
+        region = list(slice(None) for _ in range(axis)) + [slice(None)] + list(centre[axis + 1:])
+        for positions in (range(-lo, 0), range(n, n + hi)):
+            if not len(positions):
+                continue
+            target = list(region)
+            target[axis] = slice(positions[0] + lo, positions[-1] + lo + 1)
+            if border == "constant":
+                out[tuple(target)] = cval
+                continue
+            sources = [source_index(p, n, border) + lo for p in positions]
+            out[tuple(target)] = np.take(out[tuple(region)], sources, axis=axis)
+    return out

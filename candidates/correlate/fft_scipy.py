@@ -49,8 +49,12 @@
 #   image-sized buffers -- padded image, half spectrum, inverse -- where OpenCV's direct
 #   filter2D writes only its output; tracemalloc peak ~2.1x the float32 image with a cached
 #   kernel, ~3.2x on a first call, at 1000^2 and 4096^2), tiny images (call overhead).
-#   The result is a view of the inverse transform when that buffer is at most twice the
-#   output (no full-size copy), so it may be non-contiguous.
+#   Buffers: the padded input, the half spectrum and the inverse are this thread's scratch
+#   buffers (candidates.runtime.scratch, each kept up to 256 MiB; clear_cache() frees
+#   them), written by pocketfft's r2c/c2c/c2r with out= (scipy.fft's private binding; the
+#   public functions when it is missing): fresh image-sized arrays per call were
+#   page-faulted in every time, a third of the call at 1024^2 when other work ran between
+#   calls. The result is a new array (one copy of the output).
 # Does not apply: non-finite inputs (one NaN/Inf spreads over the whole output; the
 #   harness skips 'fft' candidates on those cases, so supports() does not refuse them);
 #   integer results are not guaranteed exact (rounded from a float result within the
@@ -64,6 +68,8 @@
 #   integer out_dtype is rounded half-to-even and saturated (refimpl.dtypes.round_saturate).
 #   Complex inputs use the complex transforms (fftn) and no conjugation.
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -138,7 +144,11 @@ def _transform(wc, shape, compute, offsets):
 
 
 def clear_cache() -> None:
+    """Forget the kernel transforms and the calling thread's scratch buffers."""
+    from candidates.runtime import release_scratch
+
     _cache.clear()
+    release_scratch(__name__)
 
 
 def cache_info() -> dict:
@@ -165,6 +175,62 @@ def plan(x_shape, w_shape, border, cval, padding, origin, complex_input=False):
     return "padded", fft_shape(padded, complex_input), None
 
 
+@functools.cache
+def pocketfft_with_out():
+    """scipy.fft's pocketfft binding, whose r2c/c2c/c2r take ``out=`` (scipy.fft does not:
+    every call would allocate and page-fault fresh spectra); None when it is missing or
+    its signature changed (then the public scipy.fft functions are used)."""
+    try:
+        from scipy.fft._pocketfft import pypocketfft as pfft
+        probe = np.zeros((2, 4), dtype=np.float32)
+        spec = np.empty((2, 3), dtype=np.complex64)
+        pfft.r2c(probe, (0, 1), True, 0, spec, 1)
+        pfft.c2c(spec, (0,), False, 2, spec, 1)
+        pfft.c2r(spec, (1,), 4, False, 2, probe, 1)
+        return pfft
+    except Exception:       # pragma: no cover - depends on the scipy build
+        return None
+
+
+USE_POCKETFFT_OUT = True    # False: the public scipy.fft functions (allocate per call)
+
+
+def _input_block(x, kind, shape, pads, border, cval, compute):
+    """The transform's input, length L per axis, in this thread's scratch buffer."""
+    from candidates.runtime import pad_into, scratch
+
+    buf = scratch(__name__, "x", shape, compute)
+    if kind == "zeros":     # x at the origin, zeros after it
+        np.copyto(buf[tuple(slice(0, n) for n in x.shape)], x, casting="unsafe")
+        for axis, n in enumerate(x.shape):
+            buf[(slice(None),) * axis + (slice(n, None),)] = 0
+        return buf
+    if kind == "periodic":
+        np.copyto(buf, x, casting="unsafe")
+        return buf
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pads))
+    extended = tuple((lo, hi + length - p) for (lo, hi), p, length in zip(pads, padded, shape))
+    return pad_into(buf, x, extended, border, cval)
+
+
+def _circular_real(block, spectrum, shape, workers):
+    """irfftn(rfftn(block) * spectrum) into this thread's scratch buffers, no allocation:
+    r2c, the product in place, then the inverse as pocketfft's multi-axis c2r does it
+    (c2c over the leading axes in place, c2r of the last axis)."""
+    from candidates.runtime import scratch
+
+    pfft = pocketfft_with_out()
+    axes = tuple(range(block.ndim))
+    spec = scratch(__name__, "spectrum", spectrum.shape, spectrum.dtype)
+    pfft.r2c(block, axes, True, 0, spec, workers)
+    spec *= spectrum
+    if len(axes) > 1:
+        pfft.c2c(spec, axes[:-1], False, 2, spec, workers)
+    c = scratch(__name__, "c", shape, block.dtype)
+    pfft.c2r(spec, axes[-1:], shape[-1], False, 2, c, workers)
+    return c
+
+
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     """y[i] = sum_j w[j] * xp[i + j] by one FFT (the kernel's transform from the LRU)."""
     import scipy.fft as sfft
@@ -178,6 +244,19 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     kind, shape, offsets = plan(x.shape, w.shape, border, cval, padding, origin, not real)
     pads = image_padding(w.shape, padding, origin)
     n_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape, pads, w.shape))
+    axes = tuple(range(x.ndim))
+    workers = threads()
+    spectrum = _kernel_transform(w, shape, compute, offsets)
+    start = tuple(k - 1 for k in w.shape) if kind == "padded" else (0,) * x.ndim
+    crop = tuple(slice(s, s + m) for s, m in zip(start, n_out))
+    if real and x.ndim and USE_POCKETFFT_OUT and pocketfft_with_out() is not None:
+        # scratch buffers throughout: fresh spectra per call were page-faulted in every
+        # time (a third of the call at 1024^2 when other work ran in between)
+        block = _input_block(x, kind, shape, pads, border, cval, compute)
+        y = _circular_real(block, spectrum, shape, workers)[crop]
+        if out_dtype is not None:
+            return round_saturate(y, out_dtype)
+        return y.astype(out)           # a new array: the scratch buffer stays ours
     xc = x.astype(compute, copy=False)
     if kind == "padded":
         # pad straight to the transform length: one copy, no zero-padded second one. The
@@ -186,9 +265,6 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
         extended = tuple((lo, hi + length - p) for (lo, hi), p, length in zip(pads, padded, shape))
         kwargs = {"constant_values": cval} if border == "constant" else {}
         xc = np.pad(xc, extended, mode=border, **kwargs)
-    axes = tuple(range(x.ndim))
-    workers = threads()
-    spectrum = _kernel_transform(w, shape, compute, offsets)
     if real:   # s= zero-pads x to L ('zeros' plan) inside the transform's own copy
         product = sfft.rfftn(xc, s=shape, axes=axes, workers=workers)
         del xc
@@ -200,10 +276,7 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
         product *= spectrum
         c = sfft.ifftn(product, axes=axes, workers=workers, overwrite_x=True)
     del product
-    if kind == "padded":   # the reversed kernel at 0: the valid part starts at K - 1
-        y = c[tuple(slice(k - 1, k - 1 + m) for k, m in zip(w.shape, n_out))]
-    else:
-        y = c[tuple(slice(0, m) for m in n_out)]
+    y = c[crop]
     if out_dtype is not None:
         return round_saturate(y, out_dtype)
     if y.dtype == out and c.nbytes <= 2 * y.nbytes:

@@ -279,23 +279,12 @@ def _fill(buf, x, axes_items, cval):
 
 
 def _pocketfft():
-    """scipy.fft's pocketfft binding, whose r2c/c2c/c2r take ``out=`` (scipy.fft does not:
-    every call would allocate and page-fault fresh spectra); None when it is missing or
-    its signature changed (then the public scipy.fft functions are used)."""
-    try:
-        from scipy.fft._pocketfft import pypocketfft as pfft
-        probe = np.zeros((2, 4), dtype=np.float32)
-        spec = np.empty((2, 3), dtype=np.complex64)
-        pfft.r2c(probe, (0, 1), True, 0, spec, 1)
-        pfft.c2c(spec, (0,), False, 2, spec, 1)
-        pfft.c2r(spec, (1,), 4, False, 2, probe, 1)
-        return pfft
-    except Exception:       # pragma: no cover - depends on the scipy build
-        return None
+    from candidates.correlate.fft_scipy import pocketfft_with_out
+
+    return pocketfft_with_out()
 
 
 USE_POCKETFFT_OUT = True    # False: the public scipy.fft functions (allocate per call)
-
 
 class _Block:
     """One worker's buffers: the input block, its spectrum, the inverse; no allocation

@@ -506,31 +506,12 @@ def _buffer(slot, shape, dtype) -> np.ndarray:
 
 
 def _padded(x, pads, border, cval, compute):
-    """x extended by ``pads`` under the border rule (numpy.pad's meaning, corners
-    included), in ``compute``, in the thread's 'pad' workspace: the centre is copied
-    (and converted), then each axis's border slabs are gathered from the centre, axis by
-    axis over the already extended earlier axes, as numpy.pad does."""
-    from refimpl.pad import source_index
+    """x extended by ``pads`` under the border rule, in ``compute``, in the thread's 'pad'
+    workspace (candidates.runtime.pad_into)."""
+    from candidates.runtime import pad_into
 
     shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pads))
-    xp = _buffer("pad", shape, compute)
-    centre = tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, pads))
-    np.copyto(xp[centre], x, casting="unsafe")
-    for axis, ((lo, hi), n) in enumerate(zip(pads, x.shape)):
-        if lo == 0 and hi == 0:
-            continue
-        region = list(slice(None) for _ in range(axis)) + [slice(None)] + list(centre[axis + 1:])
-        for positions in (range(-lo, 0), range(n, n + hi)):
-            if not len(positions):
-                continue
-            target = list(region)
-            target[axis] = slice(positions[0] + lo, positions[-1] + lo + 1)
-            if border == "constant":
-                xp[tuple(target)] = cval
-                continue
-            sources = [source_index(p, n, border) + lo for p in positions]
-            xp[tuple(target)] = np.take(xp[tuple(region)], sources, axis=axis)
-    return xp
+    return pad_into(_buffer("pad", shape, compute), x, pads, border, cval)
 
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
