@@ -41,9 +41,10 @@
 #   changed (even in place, same array) is never served a stale transform.
 # Wins: large kernels on 2-D float images (>= ~11x11; PEERS.md: FFT wins from 15x15 on
 #   1000x1000 float32, direct wins at 3x3 and 7x7), large 3-D kernels; cost is
-#   O(P log P) whatever the kernel size. Measured here (2 cores, loaded): seed-fft-1k
-#   (1000^2 float32, 15x15) 0.84-1.16x OpenCV filter2D's time, ~1.5-2x faster than
-#   oaconvolve_scipy, ~10x faster than ndimage; seed-fft-10k 1.6x OpenCV's time.
+#   O(P log P) whatever the kernel size. Measured here (convbench bench --suite images,
+#   2 threads, run 20261122T001419Z): 1024^2 float32 random 31x31 6.7 ms, 63x63 5.6 ms
+#   ('zeros' plan) against filter2D 13.0 / 12.5 ms and scipy.signal.fftconvolve 20 / 19 ms;
+#   15x15 6.8 ms (direct_numba 4.9). seed-fft-10k: fft_tiled_scipy (bounded memory).
 # Does not win: small kernels (3x3..7x7: two full-size transforms cost more than K
 #   multiply-adds per pixel), huge images (10000^2: every call allocates and page-faults
 #   image-sized buffers -- padded image, half spectrum, inverse -- where OpenCV's direct
