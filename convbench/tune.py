@@ -30,13 +30,18 @@ PEER_MARGIN = 0.10
 
 def ranked(rows: list[dict]) -> list[str]:
     """Verified candidates by median; 'slow' ones (one call only) after, by that call.
-    The fastest peer moves ahead of every candidate of ours within PEER_MARGIN of it."""
+    The fastest peer moves ahead of every candidate of ours that is not PEER_MARGIN faster
+    than it, by the median and by the fastest sample."""
     timed = sorted((r for r in rows if r["status"] == "pass" and not math.isnan(r["median"])),
                    key=lambda r: r["median"])
     peers = [r for r in timed if r.get("peer")]
     if peers:
         best = peers[0]
-        ahead = [r for r in timed if r["median"] < (1 - PEER_MARGIN) * best["median"]]
+        # ahead only when clearly faster by the median AND by the fastest sample: a peer
+        # whose samples were slowed by other work must not lose a tie
+        best_min = min(r.get("min", r["median"]) for r in peers)
+        ahead = [r for r in timed if r["median"] < (1 - PEER_MARGIN) * best["median"]
+                 and r.get("min", r["median"]) < (1 - PEER_MARGIN) * best_min]
         timed = ahead + [best] + [r for r in timed if r not in ahead and r is not best]
     slow = sorted((r for r in rows if r["status"] == "slow"), key=lambda r: r["min"])
     return [r["candidate"] for r in timed + slow]

@@ -1000,6 +1000,9 @@ class TestTuneAndReport:
             == ["peer", "ours", "other"]
         # ours 20% faster: ours first
         assert ranked([row("ours", 0.8, False), row("peer", 1.0, True)]) == ["ours", "peer"]
+        # ... by the median only, while the peer's fastest sample ties ours: the peer
+        peer = dict(row("peer", 1.0, True), min=0.5)
+        assert ranked([dict(row("ours", 0.8, False), min=0.48), peer]) == ["peer", "ours"]
         # a slower peer stays behind; 'slow' rows come last; failures are never ranked
         assert ranked([row("slowpoke", 9.0, False, "slow"), row("bad", 0.1, False, "fail"),
                        row("peer", 1.0, True), row("ours", 0.5, False)]) == ["ours", "peer", "slowpoke"]
