@@ -9,7 +9,7 @@ The cost model is a measured table, not a formula fitted once somewhere else:
 2. ``convbench tune`` times every verified candidate on the image-filtering sweep of
    WORKLOADS.md (the ``images`` and ``seed`` suites, plus ``quick``) and stores, per case,
    its features and the candidates ranked by median time, except that the fastest peer
-   goes first unless one of ours is at least 10% faster by the median and by the fastest
+   goes first unless one of ours is at least 25% faster by the median and by the fastest
    sample (tune.PEER_MARGIN: a tie within
    the noise of a shared machine must not make the default slower than the peer). The
    table shipped in

@@ -982,7 +982,8 @@ class TestTuneAndReport:
         passing = sorted((r for r in rows if r["status"] == "pass"), key=lambda r: r["median"])
         assert sorted(row["ranking"][: len(passing)]) == sorted(r["candidate"] for r in passing)
         first = next(r for r in passing if r["candidate"] == row["ranking"][0])
-        assert first is passing[0] or (first["peer"] and passing[0]["median"] >= 0.9 * first["median"])
+        assert first is passing[0] or (first["peer"] and (
+            passing[0]["median"] >= 0.75 * first["median"] or passing[0]["min"] >= 0.75 * first["min"]))
         assert row["separable"] is False and row["taps"] == 9 and row["dtype"] == "float32"
         # choose now follows the measured ranking for a call like that case
         spec = Spec.make("correlate", [(500, 500), (3, 3)], ["float32"] * 2, border="symmetric")
@@ -998,11 +999,12 @@ class TestTuneAndReport:
         # ours 5% faster than the peer: a tie within the noise, the peer goes first
         assert ranked([row("ours", 0.95, False), row("peer", 1.0, True), row("other", 2.0, True)]) \
             == ["peer", "ours", "other"]
-        # ours 20% faster: ours first
-        assert ranked([row("ours", 0.8, False), row("peer", 1.0, True)]) == ["ours", "peer"]
+        # ours 30% faster: ours first; 20% is within the margin
+        assert ranked([row("ours", 0.7, False), row("peer", 1.0, True)]) == ["ours", "peer"]
+        assert ranked([row("ours", 0.8, False), row("peer", 1.0, True)]) == ["peer", "ours"]
         # ... by the median only, while the peer's fastest sample ties ours: the peer
         peer = dict(row("peer", 1.0, True), min=0.5)
-        assert ranked([dict(row("ours", 0.8, False), min=0.48), peer]) == ["peer", "ours"]
+        assert ranked([dict(row("ours", 0.7, False), min=0.48), peer]) == ["peer", "ours"]
         # a slower peer stays behind; 'slow' rows come last; failures are never ranked
         assert ranked([row("slowpoke", 9.0, False, "slow"), row("bad", 0.1, False, "fail"),
                        row("peer", 1.0, True), row("ours", 0.5, False)]) == ["ours", "peer", "slowpoke"]
