@@ -628,18 +628,6 @@ def test_wrong_shape_fails():
 # Public API: bad input
 # ---------------------------------------------------------------------------------------
 
-@pytest.fixture
-def no_work(monkeypatch):
-    """Fail loudly if a candidate is chosen or called: errors must come before any work."""
-    import convbench.api
-
-    def started(*args, **kwargs):
-        raise AssertionError("work started before the input was rejected")
-
-    monkeypatch.setattr(convbench.api, "choose", started)
-    monkeypatch.setattr(registry.Candidate, "function", started)
-
-
 @pytest.mark.parametrize("op", ["correlate", "convolve"])
 @pytest.mark.parametrize("x, w, kwargs, error, match", [
     (np.ones((3, 3)), np.ones(3), {}, ValueError, r"x and w must have the same rank.*x.ndim=2.*w.ndim=1"),

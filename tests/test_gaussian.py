@@ -559,17 +559,6 @@ def test_sigma_off_10_percent_fails_under_the_iir_bound(planted_report):
 # Bad input: a clear error naming the argument, before any work
 # ---------------------------------------------------------------------------------------
 
-@pytest.fixture
-def no_work(monkeypatch):
-    import convbench.api
-
-    def started(*args, **kwargs):
-        raise AssertionError("work started before the input was rejected")
-
-    monkeypatch.setattr(convbench.api, "choose", started)
-    monkeypatch.setattr(registry.Candidate, "function", started)
-
-
 @pytest.mark.parametrize("x, kwargs, error, match", [
     (np.ones((4, 4)), {"sigma": -1.0}, ValueError, r"sigma must be finite and >= 0"),
     (np.ones((4, 4)), {"sigma": np.nan}, ValueError, r"sigma must be finite"),
