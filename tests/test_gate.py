@@ -2,20 +2,31 @@
 the machine-kind rule and the decision rule (effect size AND significance).
 
 The end-to-end runs use the 'tiny' gate suite (one 192x192 case), two candidates and 15
-samples of 10 ms, so each gate run takes about a second after the first imports.
+samples of 10 ms. They run the real gate (verification, timing.measure, normalisation,
+compare, confirmation, report) on a virtual clock: the candidates and the reference
+workload are really called, but the time the gate reads advances only by a fixed cost per
+call times seeded noise, so a busy machine cannot change a verdict. The same runs on the
+real clock are marked slow (run them with -m slow on a quiet machine).
 """
 from __future__ import annotations
 
 import importlib
 import io
 import json
+import random
+import re
+import time
 
 import numpy as np
 import pytest
 
-from convbench import cli, gate
+from convbench import cli, gate, timing
 
 TINY = dict(suite="tiny", samples=15, sample_s=0.01, candidates=["ndimage_scipy", "shift_add_numpy"])
+
+# virtual seconds per call; the reference is gate.reference_workload
+COSTS = {"ndimage_scipy": 1.0e-3, "shift_add_numpy": 0.5e-3, "reference": 2.0e-3}
+NOISE = 0.03   # sigma of the per-call log-normal factor: per-sample noise ~1% after the loops
 
 
 def run_gate(**kwargs):
@@ -24,16 +35,85 @@ def run_gate(**kwargs):
     return code, out.getvalue()
 
 
+def ndimage_module():
+    return importlib.import_module("candidates.correlate.ndimage_scipy")
+
+
+class VirtualClock:
+    """Stands in for the ``time`` module of convbench.timing and convbench.gate: perf_counter
+    reads virtual seconds, which only a charged call advances; everything else is real."""
+
+    def __init__(self, seed: int):
+        self.now = 0.0
+        self.costs = dict(COSTS)
+        self.rng = random.Random(seed)
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):   # strftime, gmtime for the baseline's "created"
+        return getattr(time, name)
+
+    def charge(self, name, fn):
+        def charged(*args, **kwargs):
+            self.now += self.costs[name] * self.rng.lognormvariate(0.0, NOISE)
+            return fn(*args, **kwargs)
+        return charged
+
+
+def install_clock(mp: pytest.MonkeyPatch, seed: int) -> VirtualClock:
+    clock = VirtualClock(seed)
+    mp.setattr(timing, "time", clock)
+    mp.setattr(gate, "time", clock)
+    for name in TINY["candidates"]:
+        module = importlib.import_module(f"candidates.correlate.{name}")
+        mp.setattr(module, "correlate", clock.charge(name, module.correlate))
+    # the normalisation must read the same clock, or the A/A ratio is real time over virtual
+    reference_workload = gate.reference_workload
+    mp.setattr(gate, "reference_workload", lambda: clock.charge("reference", reference_workload()))
+    return clock
+
+
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory):
     path = tmp_path_factory.mktemp("gate") / "tiny.json"
-    code, text = run_gate(update=True, baseline=path)
+    with pytest.MonkeyPatch.context() as mp:   # the monkeypatch fixture is function-scoped
+        install_clock(mp, seed=0)
+        code, text = run_gate(update=True, baseline=path)
     assert code == gate.EXIT_PASS, text
     return path
 
 
-def ndimage_module():
-    return importlib.import_module("candidates.correlate.ndimage_scipy")
+@pytest.fixture
+def clock(monkeypatch, request):
+    """A virtual clock with its own seed per test: a verdict does not depend on test order."""
+    return install_clock(monkeypatch, seed=sum(map(ord, request.node.name)))
+
+
+def plant_twice(monkeypatch):
+    module = ndimage_module()
+    original = module.correlate
+
+    def twice(*args, **kwargs):  # the same result, twice the work
+        original(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "correlate", twice)
+
+
+def assert_one_confirmed_slower(code, text):
+    assert code == gate.EXIT_SLOWER, text
+    first = text.splitlines()[0]
+    assert "FAIL (slower)" in first and "ndimage_scipy" in first
+    slower = [line for line in text.splitlines() if line.startswith("SLOWER")]
+    assert len(slower) == 1 and "ndimage_scipy" in slower[0], text
+
+
+def verdict(text, candidate):
+    """(status, ratio, p, note) of the candidate's row in the gate's report table."""
+    [match] = re.finditer(rf"^(\S+) +\S+/{candidate} .*? (\d+\.\d+)x +(\S+) *(.*)$", text, re.MULTILINE)
+    status, ratio, p, note = match.groups()
+    return status, float(ratio), float(p), note
 
 
 # ------------------------------------------------------------------------ end to end
@@ -48,33 +128,71 @@ def test_baseline_holds_per_sample_times(baseline):
     for entry in doc["entries"].values():
         assert len(entry["seconds"]) == len(entry["reference"]) == 15
         assert all(s > 0 for s in entry["seconds"] + entry["reference"])
+    # the virtual costs came through timing.measure: ndimage 1 ms, shift_add 0.5 ms, reference 2 ms
+    ndimage, shift_add = (doc["entries"][key] for key in keys)
+    assert np.median(ndimage["seconds"]) == pytest.approx(1e-3, rel=0.05)
+    assert np.median(shift_add["seconds"]) == pytest.approx(0.5e-3, rel=0.05)
+    assert np.median(ndimage["reference"]) == pytest.approx(2e-3, rel=0.05)
 
 
-def test_unchanged_code_passes(baseline):
-    """A/A on the tiny suite: the same code against its own baseline."""
+def test_unchanged_code_passes(baseline, clock):
+    """A/A on the tiny suite: the same code against its own baseline (other noise draws)."""
     code, text = run_gate(baseline=baseline)
     assert code == gate.EXIT_PASS, text
-    assert text.startswith("convbench gate: PASS")
+    assert text.startswith("convbench gate: PASS: 2 timings")
+    for name in TINY["candidates"]:
+        status, ratio, _, _ = verdict(text, name)
+        assert status == "ok" and ratio == pytest.approx(1, abs=0.05), text
 
 
-def test_planted_slowdown_exits_1(baseline, monkeypatch):
-    module = ndimage_module()
-    original = module.correlate
-
-    def twice(*args, **kwargs):  # the same result, twice the work
-        original(*args, **kwargs)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, "correlate", twice)
+def test_planted_slowdown_exits_1(baseline, clock, monkeypatch):
+    plant_twice(monkeypatch)
     code, text = run_gate(baseline=baseline)
-    assert code == gate.EXIT_SLOWER, text
-    first = text.splitlines()[0]
-    assert "FAIL (slower)" in first and "ndimage_scipy" in first
-    slower = [line for line in text.splitlines() if line.startswith("SLOWER")]
-    assert len(slower) == 1 and "ndimage_scipy" in slower[0]
+    assert_one_confirmed_slower(code, text)
+    note = verdict(text, "ndimage_scipy")[3]   # measured twice, 2x both times
+    first, second = map(float, re.fullmatch(r"confirmed: (\S+)x then (\S+)x", note).groups())
+    assert first == pytest.approx(2, abs=0.1) and second == pytest.approx(2, abs=0.1), text
 
 
-def test_planted_wrong_result_exits_2(baseline, monkeypatch):
+def test_a_small_significant_change_passes(baseline, clock):
+    """5% slower is significant with ~1% noise, but below the 25% minimum effect."""
+    clock.costs["ndimage_scipy"] *= 1.05
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_PASS, text
+    status, ratio, p, _ = verdict(text, "ndimage_scipy")
+    assert status == "ok" and ratio == pytest.approx(1.05, abs=0.02) and p < 0.01, text
+
+
+def test_a_machine_uniformly_slower_today_passes(baseline, clock):
+    """Candidates and reference all 1.8x slower: the normalisation cancels it."""
+    for name in clock.costs:
+        clock.costs[name] *= 1.8
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_PASS, text
+    assert all(verdict(text, name)[0] == "ok" for name in TINY["candidates"]), text
+
+
+def test_a_burst_that_does_not_recur_is_unconfirmed(baseline, clock, monkeypatch):
+    """ndimage_scipy is 2x slower during the first measurement only: flagged, re-measured,
+    not confirmed, and the gate passes."""
+    measure_suite = gate.measure_suite
+
+    def burst_then_calm(*args, **kwargs):
+        try:
+            return measure_suite(*args, **kwargs)
+        finally:
+            clock.costs["ndimage_scipy"] = COSTS["ndimage_scipy"]
+
+    clock.costs["ndimage_scipy"] *= 2
+    monkeypatch.setattr(gate, "measure_suite", burst_then_calm)
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_PASS, text
+    assert "1 flagged once, not confirmed" in text.splitlines()[0]
+    status, _, _, note = verdict(text, "ndimage_scipy")
+    assert status == "unconfirmed" and note.endswith("noise"), text
+
+
+def test_planted_wrong_result_exits_2(baseline, clock, monkeypatch):
     module = ndimage_module()
     original = module.correlate
     monkeypatch.setattr(module, "correlate", lambda *a, **k: original(*a, **k) + 0.5)
@@ -84,7 +202,7 @@ def test_planted_wrong_result_exits_2(baseline, monkeypatch):
     assert any(line.startswith("WRONG") and "ndimage_scipy" in line for line in text.splitlines())
 
 
-def test_crashing_candidate_is_a_wrong_result(baseline, monkeypatch):
+def test_crashing_candidate_is_a_wrong_result(baseline, clock, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("segfault-like")
 
@@ -93,7 +211,7 @@ def test_crashing_candidate_is_a_wrong_result(baseline, monkeypatch):
     assert code == gate.EXIT_WRONG, text
 
 
-def test_wrong_result_never_becomes_a_baseline(tmp_path, monkeypatch):
+def test_wrong_result_never_becomes_a_baseline(tmp_path, clock, monkeypatch):
     module = ndimage_module()
     original = module.correlate
     monkeypatch.setattr(module, "correlate", lambda *a, **k: -original(*a, **k))
@@ -101,6 +219,30 @@ def test_wrong_result_never_becomes_a_baseline(tmp_path, monkeypatch):
     code, text = run_gate(update=True, baseline=path)
     assert code == gate.EXIT_WRONG, text
     assert not path.exists()
+
+
+# ------------------------------------------------------------------ on the real clock
+
+
+@pytest.fixture(scope="module")
+def real_baseline(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gate-real") / "tiny.json"
+    code, text = run_gate(update=True, baseline=path)
+    assert code == gate.EXIT_PASS, text
+    return path
+
+
+@pytest.mark.slow
+def test_unchanged_code_passes_on_the_real_clock(real_baseline):
+    """A/A timed for real: can fail on a busy machine, hence slow (run on a quiet one)."""
+    code, text = run_gate(baseline=real_baseline)
+    assert code == gate.EXIT_PASS, text
+
+
+@pytest.mark.slow
+def test_planted_slowdown_exits_1_on_the_real_clock(real_baseline, monkeypatch):
+    plant_twice(monkeypatch)
+    assert_one_confirmed_slower(*run_gate(baseline=real_baseline))
 
 
 # ------------------------------------------------------------------ harness errors: 3
