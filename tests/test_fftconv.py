@@ -506,6 +506,36 @@ def test_fft_plans_zero_border_shares_its_padding_and_wrap_needs_none():
                     err_msg=f"{x_shape} {w_shape} {padding} {origin} {border}")
 
 
+@pytest.mark.parametrize("x_shape,w_shape", [((45, 17), (9, 5)), ((40, 24), (3, 3)),
+                                             ((27, 9, 6), (4, 3, 2))],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_fft_slabs_agree_with_the_oracle_on_every_plan(monkeypatch, x_shape, w_shape):
+    """Many slabs (8 rows each) over several jobs, on every plan, crop, dtype and out_dtype:
+    slab edges, zero rows past the image and the rows the crop drops all land right."""
+    fft_scipy = _fft_module()
+    monkeypatch.setattr(fft_scipy, "CHUNK_BYTES", 1)         # the smallest slab: 8 rows
+    oracle = _oracle().correlate
+    rng = rng_for("slabs", x_shape)
+    x = rng.standard_normal(x_shape) * 40
+    w = rng.standard_normal(w_shape)
+    for border, cval in (("constant", 0.0), ("constant", 2.0), ("wrap", 0.0), ("symmetric", 0.0)):
+        for padding, origin in (("same", 0), ("same", -1), ("valid", 0), ("full", 0)):
+            expected = oracle(x, w, border=border, cval=cval, padding=padding, origin=origin)
+            kind = fft_scipy.plan(x.shape, w.shape, border, cval, padding, origin)[0]
+            for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+                y = fft_scipy.correlate(x.astype(dtype), w.astype(dtype), border=border, cval=cval,
+                                        padding=padding, origin=origin)
+                assert y.dtype == dtype and y.shape == expected.shape
+                np.testing.assert_allclose(y, expected, rtol=0,
+                                           atol=tol * (np.abs(x).sum() + cval * x.size) * np.abs(w).sum(),
+                                           err_msg=f"{kind} {border} {padding} {origin} {dtype}")
+            y8 = fft_scipy.correlate(x, w, border=border, cval=cval, padding=padding,
+                                     origin=origin, out_dtype=np.int16)
+            assert y8.dtype == np.int16
+            assert np.abs(y8.astype(float) - np.clip(expected, -2**15, 2**15 - 1)).max() <= 1
+    assert fft_scipy._slab_rows((1056, 1080)) % 8 == 0
+
+
 @pytest.mark.parametrize("name", FFT_CANDIDATES)
 @pytest.mark.parametrize("x_shape,w_shape", [((7,), (3,)), ((6,), (4,)), ((5, 6), (3, 4)),
                                              ((9, 8), (4, 4)), ((3, 4, 5), (2, 3, 2))],
