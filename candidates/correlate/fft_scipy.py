@@ -42,9 +42,12 @@
 # Wins: large kernels on 2-D float images (>= ~11x11; PEERS.md: FFT wins from 15x15 on
 #   1000x1000 float32, direct wins at 3x3 and 7x7), large 3-D kernels; cost is
 #   O(P log P) whatever the kernel size. Measured here (convbench bench --suite images,
-#   2 threads, run 20261122T001419Z): 1024^2 float32 random 31x31 6.7 ms, 63x63 5.6 ms
-#   ('zeros' plan) against filter2D 13.0 / 12.5 ms and scipy.signal.fftconvolve 20 / 19 ms;
-#   15x15 6.8 ms (direct_numba 4.9). seed-fft-10k: fft_tiled_scipy (bounded memory).
+#   2 threads, run 20261122T014859Z): 1024^2 float32 random 31x31 5.75 ms, 63x63 6.12 ms
+#   ('zeros' plan) against filter2D 12.8 / 12.7 ms and scipy.signal.fftconvolve 20 / 29 ms;
+#   15x15 6.2 ms (direct_numba 4.5). A call that follows an idle spell or other work runs
+#   ~1-2 ms slower (a 13 ms sleep before each sample: 7.0-7.5 ms against 5.3 back to back,
+#   single-threaded too): the host, not a thread pool; most of the spread between runs.
+#   seed-fft-10k: direct_numba (no image-sized temporaries).
 # Does not win: small kernels (3x3..7x7: two full-size transforms cost more than K
 #   multiply-adds per pixel), huge images (10000^2: every call allocates and page-faults
 #   image-sized buffers -- padded image, half spectrum, inverse -- where OpenCV's direct
