@@ -14,9 +14,19 @@ A slowdown is flagged only when both hold:
   * significance: one-sided Mann-Whitney U test of the normalised samples (now greater than
     baseline) with p < alpha (0.01). The baseline stores every per-sample time for this.
 
+Case mates: the reference is small and cache-resident, and neighbours on a shared host
+slow memory-bound cases more than it (every candidate of the 1024^2 Gaussian case 1.3-1.5x,
+confirmed twice, with no code changed). So a candidate flagged by the rule above stays
+flagged only when it is also slower by the same rule after dividing its samples by the
+median ratio (now / baseline) of the other candidates of its case; otherwise its verdict
+is "shared" and passes. A candidate alone in its case has no mates and no such excuse. The
+cost: a regression that slows every candidate of a case alike (the harness's own call
+path) is reported as "shared", not failed.
+
 Confirmation: every candidate flagged slower is measured a second time (again interleaved
-with the reference) and stays flagged only if the second measurement is slower by the same
-rule; otherwise it is reported "unconfirmed" (noise) and does not fail the gate.
+with the reference and with its case mates) and stays flagged only if the second
+measurement is slower by the same rules; otherwise it is reported "unconfirmed" (noise)
+or "shared" and does not fail the gate.
 
 Threads: the gate times with one thread per library by default (``--threads 1``), like
 the single-threaded reference. On a 2-core machine shared with other work, a candidate
@@ -248,7 +258,7 @@ def measure_suite(cases, candidate_names=None, samples: int = DEFAULT_SAMPLES,
 @dataclass
 class Verdict:
     key: str
-    status: str          # ok, SLOWER, unconfirmed, faster, WRONG, new, missing, skipped
+    status: str          # ok, SLOWER, shared, unconfirmed, faster, WRONG, new, missing, skipped
     ratio: float = math.nan
     p: float = math.nan
     now: float = math.nan        # median seconds now
@@ -262,10 +272,20 @@ def _median(xs) -> float:
 
 def compare(entries: list[Entry], baseline: dict, min_effect: float = DEFAULT_MIN_EFFECT,
             alpha: float = DEFAULT_ALPHA) -> list[Verdict]:
+    """One verdict per entry (and per baseline entry not measured). A slowdown the other
+    candidates of the same case share is the machine's, not the candidate's: a candidate is
+    SLOWER only when it is also slower, by the same rule, than the median ratio of its case
+    mates (status "shared" otherwise). See "Case mates" in the module docstring."""
     from scipy.stats import mannwhitneyu
 
+    def slower(now, before, shift=1.0):
+        now = [x / shift for x in now]
+        ratio = _median(now) / _median(before)
+        p = float(mannwhitneyu(now, before, alternative="greater").pvalue)
+        return ratio - 1 > min_effect and p < alpha, ratio, p
+
     base_entries = baseline["entries"]
-    verdicts, seen = [], set()
+    verdicts, seen, ratios = [], set(), {}
     for e in entries:
         seen.add(e.key)
         if e.status in ("FAIL", "error"):
@@ -282,16 +302,31 @@ def compare(entries: list[Entry], baseline: dict, min_effect: float = DEFAULT_MI
                                     detail="not in the baseline (run --update-baseline)"))
             continue
         before = [s / r for s, r in zip(base["seconds"], base["reference"])]
-        ratio = _median(now) / _median(before)
-        slower_p = float(mannwhitneyu(now, before, alternative="greater").pvalue)
+        is_slower, ratio, slower_p = slower(now, before)
         faster_p = float(mannwhitneyu(now, before, alternative="less").pvalue)
         status, p = "ok", slower_p
-        if ratio - 1 > min_effect and slower_p < alpha:
+        if is_slower:
             status = "SLOWER"
         elif 1 / ratio - 1 > min_effect and faster_p < alpha:
             status, p = "faster", faster_p
+        ratios[e.key] = ratio
         verdicts.append(Verdict(e.key, status, ratio, p, _median(e.seconds),
                                 _median(base["seconds"])))
+    by_case = {}
+    for key, ratio in ratios.items():
+        by_case.setdefault(key.rsplit("/", 1)[0], {})[key] = ratio
+    normalized = {e.key: e.normalized for e in entries}
+    for i, vd in enumerate(verdicts):
+        mates = [r for k, r in by_case.get(vd.key.rsplit("/", 1)[0], {}).items() if k != vd.key]
+        if vd.status != "SLOWER" or not mates:
+            continue
+        shift = _median(mates)
+        base = base_entries[vd.key]
+        before = [s / r for s, r in zip(base["seconds"], base["reference"])]
+        is_slower, ratio, p = slower(normalized[vd.key], before, shift)
+        if not is_slower:
+            verdicts[i] = Verdict(vd.key, "shared", vd.ratio, vd.p, vd.now, vd.base,
+                                  f"its case mates {shift:.2f}x: {ratio:.2f}x of theirs")
     for key in base_entries:
         if key not in seen:
             verdicts.append(Verdict(key, "missing", detail="in the baseline, not measured in this run"))
@@ -348,8 +383,8 @@ def load_baseline(path: Path, suite: str) -> dict:
 def format_report(verdicts: list[Verdict]) -> str:
     from convbench.table import format_seconds, format_table
 
-    order = {"WRONG": 0, "SLOWER": 1, "unconfirmed": 2, "missing": 3, "new": 4, "faster": 5, "ok": 6,
-             "skipped": 7}
+    order = {"WRONG": 0, "SLOWER": 1, "shared": 2, "unconfirmed": 3, "missing": 4, "new": 5,
+             "faster": 6, "ok": 7, "skipped": 8}
     rows = []
     for vd in sorted(verdicts, key=lambda vd: (order.get(vd.status, 9), vd.key)):
         rows.append({
@@ -365,7 +400,7 @@ def format_report(verdicts: list[Verdict]) -> str:
 def decide(verdicts: list[Verdict], min_effect: float, alpha: float) -> tuple[int, str]:
     wrong = [vd for vd in verdicts if vd.status == "WRONG"]
     slower = [vd for vd in verdicts if vd.status == "SLOWER"]
-    compared = [vd for vd in verdicts if vd.status in ("ok", "SLOWER", "unconfirmed", "faster")]
+    compared = [vd for vd in verdicts if vd.status in ("ok", "SLOWER", "shared", "unconfirmed", "faster")]
     if wrong:
         names = ", ".join(vd.key for vd in wrong[:3]) + (" ..." if len(wrong) > 3 else "")
         return EXIT_WRONG, f"FAIL (wrong result): {len(wrong)} candidate(s) failed verification: {names}"
@@ -377,7 +412,9 @@ def decide(verdicts: list[Verdict], min_effect: float, alpha: float) -> tuple[in
     if not compared:
         return EXIT_HARNESS, "ERROR: nothing was compared with the baseline (no timed candidate in it)"
     unconfirmed = sum(vd.status == "unconfirmed" for vd in verdicts)
+    shared = sum(vd.status == "shared" for vd in verdicts)
     note = f"; {unconfirmed} flagged once, not confirmed by a second measurement" if unconfirmed else ""
+    note += f"; {shared} slower only as much as their case mates" if shared else ""
     return EXIT_PASS, (f"PASS: {len(compared)} timings within {min_effect:.0%} of the baseline "
                        f"(or not significant at p < {alpha:g}){note}")
 
@@ -424,36 +461,37 @@ def _import_libraries(cases, names) -> None:
 
 
 def confirm_slower(verdicts: list[Verdict], cases, baseline: dict, min_effect: float,
-                   alpha: float, samples: int, sample_s: float) -> list[Verdict]:
-    """Measure every flagged (case, candidate) again, with the reference, and keep the flag
-    only when the new samples are slower by the same test. A shared machine has bursts of
-    load that one measurement cannot tell from a regression; a real one shows twice."""
+                   alpha: float, samples: int, sample_s: float, candidates=None) -> list[Verdict]:
+    """Measure every case with a flagged candidate again (all its candidates, with the
+    reference: the case-mates rule needs them) and keep the flag only when the new samples
+    are slower by the same test. A shared machine has bursts of load that one measurement
+    cannot tell from a regression; a real one shows twice."""
     by_id = {case.id: case for case in cases}
-    flagged: dict[str, list[str]] = {}
-    for vd in verdicts:
-        if vd.status == "SLOWER":
-            op, case_id, name = vd.key.split("/", 2)
-            flagged.setdefault(case_id, []).append(name)
+    flagged_cases = {vd.key.split("/", 2)[1] for vd in verdicts if vd.status == "SLOWER"}
     again = {}
-    for case_id, names in flagged.items():
-        for entry in measure_suite([by_id[case_id]], names, samples=samples, sample_s=sample_s):
-            again[entry.key] = entry
+    for case_id in flagged_cases:
+        entries = measure_suite([by_id[case_id]], candidates, samples=samples, sample_s=sample_s)
+        seconds = {e.key: e for e in entries}
+        for vd in compare(entries, baseline, min_effect, alpha):
+            if vd.key in seconds:
+                again[vd.key] = (seconds[vd.key], vd)
     out = []
     for vd in verdicts:
         if vd.status != "SLOWER":
             out.append(vd)
             continue
-        entry = again.get(vd.key)
+        entry, second = again.get(vd.key, (None, None))
         if entry is None or entry.status != "pass":
             status = "WRONG" if entry is not None and entry.status in ("FAIL", "error") else vd.status
             out.append(Verdict(vd.key, status, vd.ratio, vd.p, vd.now, vd.base,
                                entry.detail if entry is not None else vd.detail))
             continue
-        [second] = compare([entry], {"entries": {vd.key: baseline["entries"][vd.key]}},
-                           min_effect, alpha)[:1]
         if second.status == "SLOWER":
             out.append(Verdict(vd.key, "SLOWER", second.ratio, max(vd.p, second.p), second.now,
                                vd.base, f"confirmed: {vd.ratio:.2f}x then {second.ratio:.2f}x"))
+        elif second.status == "shared":
+            out.append(Verdict(vd.key, "shared", second.ratio, second.p, second.now, vd.base,
+                               f"{vd.ratio:.2f}x, then {second.detail}"))
         else:
             out.append(Verdict(vd.key, "unconfirmed", second.ratio, second.p, second.now, vd.base,
                                f"{vd.ratio:.2f}x (p {vd.p:.2g}), then {second.ratio:.2f}x: noise"))
@@ -521,7 +559,8 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
     if confirm and any(vd.status == "SLOWER" for vd in verdicts):
         started = time.perf_counter()
         with machine.threads(threads):
-            verdicts = confirm_slower(verdicts, cases, doc, min_effect, alpha, samples, sample_s)
+            verdicts = confirm_slower(verdicts, cases, doc, min_effect, alpha, samples, sample_s,
+                                      candidates)
         seconds += time.perf_counter() - started
     code, reason = decide(verdicts, min_effect, alpha)
     say(f"convbench gate: {reason} (exit {code}; suite {suite}, baseline {path}, {seconds:.0f} s)")

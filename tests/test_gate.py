@@ -192,6 +192,31 @@ def test_a_burst_that_does_not_recur_is_unconfirmed(baseline, clock, monkeypatch
     assert status == "unconfirmed" and note.endswith("noise"), text
 
 
+def test_a_case_slower_as_a_whole_is_shared_not_failed(baseline, clock):
+    """Both candidates of the case 1.6x slower, the reference not (a neighbour slowing
+    memory-bound work): the slowdown is the case's, the gate passes and says so."""
+    for name in TINY["candidates"]:
+        clock.costs[name] *= 1.6
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_PASS, text
+    assert "2 slower only as much as their case mates" in text.splitlines()[0], text
+    for name in TINY["candidates"]:
+        status, ratio, _, note = verdict(text, name)
+        assert status == "shared" and ratio == pytest.approx(1.6, abs=0.05), text
+        mates = float(re.search(r"case mates (\S+)x", note).group(1))
+        assert mates == pytest.approx(1.6, abs=0.05), text
+
+
+def test_a_regression_on_top_of_a_slower_case_still_fails(baseline, clock, monkeypatch):
+    """The case 1.4x slower as a whole, and ndimage_scipy's own work doubled on top."""
+    for name in TINY["candidates"]:
+        clock.costs[name] *= 1.4
+    plant_twice(monkeypatch)
+    code, text = run_gate(baseline=baseline)
+    assert_one_confirmed_slower(code, text)
+    assert verdict(text, "shift_add_numpy")[0] == "shared", text   # 1.4x: the case's
+
+
 def test_planted_wrong_result_exits_2(baseline, clock, monkeypatch):
     module = ndimage_module()
     original = module.correlate
@@ -378,6 +403,40 @@ def test_a_flag_not_confirmed_by_a_second_measurement_passes(monkeypatch):
     monkeypatch.setattr(gate, "measure_suite", lambda cases, names, **kw: [_entry([2 * b for b in base], ref)])
     [verdict] = gate.confirm_slower(first, [case], doc, 0.25, 0.01, 15, 0.01)
     assert verdict.status == "SLOWER" and verdict.detail.startswith("confirmed")
+
+
+def _case_entries(factors, case="c"):
+    base = [1e-3 * (1 + 0.01 * i) for i in range(15)]
+    ref = [1e-3] * 15
+    doc = {"entries": {f"correlate/{case}/{name}": {"seconds": base, "reference": ref}
+                       for name in factors}}
+    entries = [gate.Entry("correlate", case, name, "pass", seconds=[f * b for b in base],
+                          reference=list(ref)) for name, f in factors.items()]
+    return entries, doc
+
+
+@pytest.mark.parametrize("factors, expected", [
+    ({"a": 1.5, "b": 1.5, "c": 1.5}, {"a": "shared", "b": "shared", "c": "shared"}),
+    ({"a": 2.0, "b": 1.0, "c": 1.0}, {"a": "SLOWER", "b": "ok", "c": "ok"}),
+    ({"a": 3.0, "b": 1.5, "c": 1.5}, {"a": "SLOWER", "b": "shared", "c": "shared"}),
+    ({"a": 1.5, "b": 1.3}, {"a": "shared", "b": "shared"}),
+    ({"a": 1.5}, {"a": "SLOWER"}),            # alone in its case: no mates, no excuse
+    ({"a": 0.5, "b": 1.0, "c": 1.0}, {"a": "faster", "b": "ok", "c": "ok"}),
+])
+def test_case_mates_rule(factors, expected):
+    entries, doc = _case_entries(factors)
+    verdicts = {vd.key.rsplit("/", 1)[1]: vd.status for vd in gate.compare(entries, doc)}
+    assert verdicts == expected
+
+
+def test_case_mates_are_per_case():
+    """A slower neighbouring case excuses nothing in another case."""
+    slow, doc_slow = _case_entries({"a": 1.6, "b": 1.6}, case="c1")
+    alone, doc_alone = _case_entries({"a": 1.6}, case="c2")
+    doc = {"entries": {**doc_slow["entries"], **doc_alone["entries"]}}
+    verdicts = {vd.key: vd.status for vd in gate.compare(slow + alone, doc)}
+    assert verdicts == {"correlate/c1/a": "shared", "correlate/c1/b": "shared",
+                        "correlate/c2/a": "SLOWER"}
 
 
 def test_a_slow_candidate_is_verified_not_timed():
