@@ -49,10 +49,12 @@
 #   single-threaded too): the host, not a thread pool; most of the spread between runs.
 #   seed-fft-10k: direct_numba (no image-sized temporaries).
 # Does not win: small kernels (3x3..7x7: two full-size transforms cost more than K
-#   multiply-adds per pixel), huge images (10000^2: every call allocates and page-faults
-#   image-sized buffers -- padded image, half spectrum, inverse -- where OpenCV's direct
-#   filter2D writes only its output; tracemalloc peak ~2.1x the float32 image with a cached
-#   kernel, ~3.2x on a first call, at 1000^2 and 4096^2), tiny images (call overhead).
+#   multiply-adds per pixel), huge images (10000^2: the kernel's transform and the half
+#   spectrum are each about the float32 image's size, the padded image too for borders
+#   other than zeros, where OpenCV's direct filter2D writes only its output; tracemalloc
+#   peak of a first call at 4096^2 with 15x15: 3.1x the image with a zero border, 5.2x
+#   with reflect; later calls reuse the kept buffers and allocate only the output), tiny
+#   images (call overhead).
 #   Buffers: 2-D and higher real transforms go slab by slab along axis 0 (slabs of ~512
 #   KiB of rows: r2c of a slab, then c2c along axis 0 and the product over the whole half
 #   spectrum, then c2r of a slab straight into the output rows the crop keeps). Only the
@@ -260,8 +262,8 @@ def _correlate_slabs(x, spectrum, kind, shape, pads, border, cval, compute, crop
 
     Only the half spectrum is image-sized (this thread's scratch): no padded copy of x
     (except for the 'padded' plan), no full-size inverse, no separate crop pass; rows of
-    zeros (the 'zeros' plan's extension) are not transformed. (Whole-array passes moved
-    26 MB at 1024^2 against 17 MB now; a cold cache made that the larger part of a call.)"""
+    zeros (the 'zeros' plan's extension) are not transformed. 1-D inputs take the public
+    scipy.fft route in correlate()."""
     from candidates.runtime import run_jobs, scratch, threads
 
     pfft = pocketfft_with_out()
