@@ -6,7 +6,6 @@ special-casing ops.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
