@@ -471,10 +471,10 @@ def confirm_slower(verdicts: list[Verdict], cases, baseline: dict, min_effect: f
     again = {}
     for case_id in flagged_cases:
         entries = measure_suite([by_id[case_id]], candidates, samples=samples, sample_s=sample_s)
-        seconds = {e.key: e for e in entries}
+        measured = {e.key: e for e in entries}
         for vd in compare(entries, baseline, min_effect, alpha):
-            if vd.key in seconds:
-                again[vd.key] = (seconds[vd.key], vd)
+            if vd.key in measured:
+                again[vd.key] = (measured[vd.key], vd)
     out = []
     for vd in verdicts:
         if vd.status != "SLOWER":
