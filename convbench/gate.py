@@ -285,7 +285,7 @@ def compare(entries: list[Entry], baseline: dict, min_effect: float = DEFAULT_MI
         return ratio - 1 > min_effect and p < alpha, ratio, p
 
     base_entries = baseline["entries"]
-    verdicts, seen, ratios = [], set(), {}
+    verdicts, seen, ratios, befores = [], set(), {}, {}
     for e in entries:
         seen.add(e.key)
         if e.status in ("FAIL", "error"):
@@ -309,7 +309,7 @@ def compare(entries: list[Entry], baseline: dict, min_effect: float = DEFAULT_MI
             status = "SLOWER"
         elif 1 / ratio - 1 > min_effect and faster_p < alpha:
             status, p = "faster", faster_p
-        ratios[e.key] = ratio
+        ratios[e.key], befores[e.key] = ratio, before
         verdicts.append(Verdict(e.key, status, ratio, p, _median(e.seconds),
                                 _median(base["seconds"])))
     by_case = {}
@@ -321,9 +321,7 @@ def compare(entries: list[Entry], baseline: dict, min_effect: float = DEFAULT_MI
         if vd.status != "SLOWER" or not mates:
             continue
         shift = _median(mates)
-        base = base_entries[vd.key]
-        before = [s / r for s, r in zip(base["seconds"], base["reference"])]
-        is_slower, ratio, p = slower(normalized[vd.key], before, shift)
+        is_slower, ratio, p = slower(normalized[vd.key], befores[vd.key], shift)
         if not is_slower:
             verdicts[i] = Verdict(vd.key, "shared", vd.ratio, vd.p, vd.now, vd.base,
                                   f"its case mates {shift:.2f}x: {ratio:.2f}x of theirs")

@@ -278,13 +278,8 @@ def _fill(buf, x, axes_items, cval):
         np.copyto(buf[dest], x[tuple(source)], casting="unsafe")
 
 
-def _pocketfft():
-    from candidates.correlate.fft_scipy import pocketfft_with_out
-
-    return pocketfft_with_out()
-
-
 USE_POCKETFFT_OUT = True    # False: the public scipy.fft functions (allocate per call)
+
 
 class _Block:
     """One worker's buffers: the input block, its spectrum, the inverse; no allocation
@@ -328,7 +323,7 @@ class _Block:
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     """y[i] = sum_j w[j] * xp[i + j], tile by tile (overlap-save, see the header)."""
-    from candidates.correlate.fft_scipy import _kernel_transform, compute_dtype
+    from candidates.correlate.fft_scipy import _kernel_transform, compute_dtype, pocketfft_with_out
     from candidates.runtime import threads
 
     x, w = np.asarray(x), np.asarray(w)
@@ -353,7 +348,7 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     saturate = np.iinfo(out) if out.kind in "iu" else None
     cval = compute.type(cval)
     inner = workers if len(tiles) == 1 else 1
-    pfft = _pocketfft() if USE_POCKETFFT_OUT else None
+    pfft = pocketfft_with_out() if USE_POCKETFFT_OUT else None
 
     def run(tile, block):
         if any(len(item[3]) < L for item, L in zip(tile, lengths)):
