@@ -38,6 +38,7 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "fft_cupy": "candidates.correlate.fft_cupy",
         "direct_triton": "candidates.correlate.direct_triton",
         "separable_numba": "candidates.correlate.separable_numba",
+        "fft_ducc": "candidates.correlate.fft_ducc",
     },
     "gaussian": {
         "ndimage_scipy": "candidates.gaussian.ndimage_scipy",
@@ -71,7 +72,7 @@ REUSED = {"convolve": "correlate", "gaussian": "correlate"}
 
 # Which pip package provides each LIBRARY, for the "unavailable" reason.
 PIP_NAMES = {"cv2": "opencv-python-headless", "torch": "torch==2.13.0", "scipy": "scipy",
-             "cupy": "cupy-cuda12x", "numba": "numba", "triton": "triton"}
+             "cupy": "cupy-cuda12x", "numba": "numba", "triton": "triton", "ducc0": "ducc0"}
 
 
 @dataclass

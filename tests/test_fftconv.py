@@ -426,19 +426,47 @@ from convbench.verification import verify_candidates                # noqa: E402
 from refimpl.dtypes import result_dtype, round_saturate             # noqa: E402
 
 FFT_CANDIDATES = ("fft_scipy", "oaconvolve_scipy")
+# the slab route's engines: scipy's pocketfft build (fft_scipy) and ducc0 (fft_ducc, an
+# optional dependency: skipped with the reason when it is not installed); real images with
+# two or more axes only
+SLAB_CANDIDATES = ("fft_scipy", "fft_ducc")
 
 
-@pytest.mark.parametrize("name", FFT_CANDIDATES)
+def _available(op, name):
+    candidate = registry.get(op, name)
+    reason = candidate.unavailable()
+    if reason:
+        pytest.skip(reason)
+    return candidate
+
+
+@pytest.mark.parametrize("name", FFT_CANDIDATES + ("fft_ducc",))
 @pytest.mark.parametrize("op", ["correlate", "convolve"])
 def test_fft_candidate_passes_the_small_suite(op, name):
-    candidate = registry.get(op, name)
+    candidate = _available(op, name)
     assert candidate.error_model(suite("small", op)[0].spec) == "fft"
     report = verify_candidates([candidate], suite("small", op))
     print(report)
     assert report.passed, str(report)
-    # every case is run except the non-finite ones, which the harness skips for 'fft'
+    # every case is run except the non-finite ones, which the harness skips for 'fft', and
+    # for fft_ducc the 1-D and complex ones (fft_scipy's scipy.fft routes take those)
     skipped = [r for r in report.rows if r.status != "pass"]
-    assert all("nonfinite" in r.case for r in skipped), [(r.case, r.detail) for r in skipped]
+    assert all("nonfinite" in r.case or (name == "fft_ducc" and r.status == "unsupported")
+               for r in skipped), [(r.case, r.detail) for r in skipped]
+    assert sum(r.status == "pass" for r in report.rows) > len(report.rows) // 2
+
+
+def test_fft_ducc_refuses_what_its_route_does_not_take():
+    candidate = registry.get("correlate", "fft_ducc")
+    one_d = make_case("correlate", ((9,), (3,)), "float32")
+    complex_ = make_case("correlate", ((9, 8), (3, 3)), "complex128")
+    two_d = make_case("correlate", ((9, 8), (3, 3)), "float32")
+    assert "1-D" in candidate.supports(one_d.spec)
+    assert "complex" in candidate.supports(complex_.spec)
+    assert candidate.supports(two_d.spec) is None
+    if candidate.unavailable() is None:     # a direct call says so too, naming the argument
+        with pytest.raises(ValueError, match="x"):
+            candidate.function()(np.ones(9), np.ones(3))
 
 
 def _fft_module():
@@ -509,10 +537,13 @@ def test_fft_plans_zero_border_shares_its_padding_and_wrap_needs_none():
 @pytest.mark.parametrize("x_shape,w_shape", [((45, 17), (9, 5)), ((40, 24), (3, 3)),
                                              ((27, 9, 6), (4, 3, 2))],
                          ids=lambda s: "x".join(map(str, s)))
-def test_fft_slabs_agree_with_the_oracle_on_every_plan(monkeypatch, x_shape, w_shape):
+@pytest.mark.parametrize("name", SLAB_CANDIDATES)
+def test_fft_slabs_agree_with_the_oracle_on_every_plan(monkeypatch, name, x_shape, w_shape):
     """Many slabs (8 rows each) over several jobs, on every plan, crop, dtype and out_dtype:
-    slab edges, zero rows past the image and the rows the crop drops all land right."""
+    slab edges, zero rows past the image and the rows the crop drops all land right, with
+    either engine."""
     fft_scipy = _fft_module()
+    correlate = _available("correlate", name).function()
     monkeypatch.setattr(fft_scipy, "CHUNK_BYTES", 1)         # the smallest slab: 8 rows
     oracle = _oracle().correlate
     rng = rng_for("slabs", x_shape)
@@ -523,14 +554,14 @@ def test_fft_slabs_agree_with_the_oracle_on_every_plan(monkeypatch, x_shape, w_s
             expected = oracle(x, w, border=border, cval=cval, padding=padding, origin=origin)
             kind = fft_scipy.plan(x.shape, w.shape, border, cval, padding, origin)[0]
             for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
-                y = fft_scipy.correlate(x.astype(dtype), w.astype(dtype), border=border, cval=cval,
-                                        padding=padding, origin=origin)
+                y = correlate(x.astype(dtype), w.astype(dtype), border=border, cval=cval,
+                              padding=padding, origin=origin)
                 assert y.dtype == dtype and y.shape == expected.shape
                 np.testing.assert_allclose(y, expected, rtol=0,
                                            atol=tol * (np.abs(x).sum() + cval * x.size) * np.abs(w).sum(),
                                            err_msg=f"{kind} {border} {padding} {origin} {dtype}")
-            y8 = fft_scipy.correlate(x, w, border=border, cval=cval, padding=padding,
-                                     origin=origin, out_dtype=np.int16)
+            y8 = correlate(x, w, border=border, cval=cval, padding=padding,
+                           origin=origin, out_dtype=np.int16)
             assert y8.dtype == np.int16
             assert np.abs(y8.astype(float) - np.clip(expected, -2**15, 2**15 - 1)).max() <= 1
     assert fft_scipy._slab_rows((1056, 1080)) % 8 == 0
@@ -557,13 +588,13 @@ def test_fft_candidate_wrap_border_is_circular_convolution(name, x_shape, w_shap
                                    err_msg=f"origin={origin}")
 
 
-@pytest.mark.parametrize("name", FFT_CANDIDATES)
+@pytest.mark.parametrize("name", FFT_CANDIDATES + ("fft_ducc",))
 def test_fft_candidate_large_case_sampled(name):
     """seed-fft-1k's shape (1000x1000 float32, 15x15) with two borders, sampled oracle."""
     cases = [make_case("correlate", ((1000, 1000), (15, 15)), "float32", border="constant"),
              make_case("correlate", ((1000, 1000), (15, 15)), "float32", border="symmetric",
                        origin=(-3, 2))]
-    report = verify_candidates([registry.get("correlate", name)], cases)
+    report = verify_candidates([_available("correlate", name)], cases)
     print(report)
     assert report.passed, str(report)
     assert all(r.checked.endswith("points") for r in report.rows)   # sampled, not whole
@@ -582,9 +613,9 @@ def test_fft_candidate_complex_input_is_not_conjugated(name):
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12 * np.abs(x).sum() * np.abs(w).sum())
 
 
-@pytest.mark.parametrize("name", FFT_CANDIDATES)
+@pytest.mark.parametrize("name", FFT_CANDIDATES + ("fft_ducc",))
 def test_fft_candidate_dtypes_float16_and_saturating_uint8(name):
-    correlate = registry.get("correlate", name).function()
+    correlate = _available("correlate", name).function()
     x16 = np.linspace(-2, 2, 30, dtype=np.float16).reshape(5, 6)
     w16 = np.array([[0.5, -1.0, 0.25]], dtype=np.float16)
     y16 = correlate(x16, w16, border="edge")
@@ -599,9 +630,9 @@ def test_fft_candidate_dtypes_float16_and_saturating_uint8(name):
     assert y8.dtype == np.uint8 and np.all(y8 == 255)
     assert np.all(correlate(x8, -box, border="edge", out_dtype="uint8") == 0)
     # a genuine in-range value rounds half to even: (1 + 2) / 2 = 1.5 -> 2, (2 + 3) / 2 -> 2
-    y = correlate(np.array([1, 2, 3], dtype=np.uint8), np.array([0.5, 0.5], dtype=np.float32),
+    y = correlate(np.array([[1, 2, 3]], dtype=np.uint8), np.array([[0.5, 0.5]], dtype=np.float32),
                   border="edge", padding="valid", out_dtype="uint8")
-    assert y.tolist() == [2, 2]
+    assert y.tolist() == [[2, 2]]
     # uint8 image with a float64 kernel computes (and returns) float64
     assert correlate(x8, box.astype(np.float64), border="edge").dtype == np.float64
 

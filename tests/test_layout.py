@@ -25,7 +25,7 @@ FAMILIES = sorted(p.name for p in (ROOT / "candidates").iterdir()
                   if p.is_dir() and (p / "__init__.py").exists())
 # the <library> suffix of a candidate's stem -> the LIBRARY it declares
 LIBRARY_OF_SUFFIX = {"numpy": "numpy", "scipy": "scipy", "opencv": "cv2", "torch": "torch",
-                     "cupy": "cupy", "numba": "numba", "triton": "triton"}
+                     "cupy": "cupy", "numba": "numba", "triton": "triton", "ducc": "ducc0"}
 REFIMPL_ALLOWED_FROM_CANDIDATES = {"refimpl.geometry", "refimpl.pad", "refimpl.dtypes"}
 
 

@@ -253,7 +253,7 @@ def _source_rows(x, kind, shape, pads, border, cval, compute):
     return lambda i, m, buf: block[i:i + m]
 
 
-def _correlate_slabs(x, spectrum, kind, shape, pads, border, cval, compute, crop, out):
+def _correlate_slabs(pfft, x, spectrum, kind, shape, pads, border, cval, compute, crop, out):
     """irfftn(rfftn(input) * spectrum)[crop] into ``out``, slab by slab along axis 0:
 
         input rows --r2c (axes 1..)--> spectrum rows     slabs of ~512 KiB, run_jobs threads
@@ -263,10 +263,10 @@ def _correlate_slabs(x, spectrum, kind, shape, pads, border, cval, compute, crop
     Only the half spectrum is image-sized (this thread's scratch): no padded copy of x
     (except for the 'padded' plan), no full-size inverse, no separate crop pass; rows of
     zeros (the 'zeros' plan's extension) are not transformed. 1-D inputs take the public
-    scipy.fft route in correlate()."""
+    scipy.fft route in correlate(). ``pfft``: the transform engine, pocketfft's binding or
+    ducc0.fft (fft_ducc): r2c/c2c/c2r(a, axes, ..., out, nthreads), the same arguments."""
     from candidates.runtime import run_jobs, scratch, threads
 
-    pfft = pocketfft_with_out()
     workers = threads()
     spec = scratch(__name__, "spectrum", spectrum.shape, spectrum.dtype)
     rest = tuple(range(1, x.ndim))
@@ -305,6 +305,36 @@ def _correlate_slabs(x, spectrum, kind, shape, pads, border, cval, compute, crop
     return out
 
 
+def _call_plan(x, w, border, cval, padding, origin):
+    """Everything a call decides before transforming: (kind, shape, pads, n_out, compute,
+    result dtype, the kernel's spectrum, crop)."""
+    out = result_dtype(x.dtype, w.dtype)
+    compute = compute_dtype(x.dtype, w.dtype)
+    kind, shape, offsets = plan(x.shape, w.shape, border, cval, padding, origin,
+                                np.dtype(compute).kind != "f")
+    pads = image_padding(w.shape, padding, origin)
+    n_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape, pads, w.shape))
+    spectrum = _kernel_transform(w, shape, compute, offsets)
+    start = tuple(k - 1 for k in w.shape) if kind == "padded" else (0,) * x.ndim
+    crop = tuple(slice(s, s + m) for s, m in zip(start, n_out))
+    return kind, shape, pads, n_out, compute, out, spectrum, crop
+
+
+def correlate_in_slabs(pfft, x, w, *, border="constant", cval=0.0, padding="same", origin=0,
+                       out_dtype=None):
+    """correlate() of a real image with two or more axes through the transform engine
+    ``pfft`` (see _correlate_slabs), slab by slab: scratch buffers, no fresh spectra per
+    call (they were page-faulted in every time) and no whole-array passes over a cold
+    cache."""
+    kind, shape, pads, n_out, compute, out, spectrum, crop = _call_plan(x, w, border, cval, padding, origin)
+    if out_dtype is not None:
+        y = np.empty(n_out, dtype=compute)
+        _correlate_slabs(pfft, x, spectrum, kind, shape, pads, border, cval, compute, crop, y)
+        return round_saturate(y, out_dtype)
+    y = np.empty(n_out, dtype=out)
+    return _correlate_slabs(pfft, x, spectrum, kind, shape, pads, border, cval, compute, crop, y)
+
+
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     """y[i] = sum_j w[j] * xp[i + j] by one FFT (the kernel's transform from the LRU)."""
     import scipy.fft as sfft
@@ -312,26 +342,13 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     from candidates.runtime import threads
 
     x, w = np.asarray(x), np.asarray(w)
-    out = result_dtype(x.dtype, w.dtype)
-    compute = compute_dtype(x.dtype, w.dtype)
-    real = np.dtype(compute).kind == "f"
-    kind, shape, offsets = plan(x.shape, w.shape, border, cval, padding, origin, not real)
-    pads = image_padding(w.shape, padding, origin)
-    n_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape, pads, w.shape))
+    real = compute_dtype(x.dtype, w.dtype).kind == "f"
+    if real and x.ndim >= 2 and USE_POCKETFFT_OUT and pocketfft_with_out() is not None:
+        return correlate_in_slabs(pocketfft_with_out(), x, w, border=border, cval=cval,
+                                  padding=padding, origin=origin, out_dtype=out_dtype)
+    kind, shape, pads, n_out, compute, out, spectrum, crop = _call_plan(x, w, border, cval, padding, origin)
     axes = tuple(range(x.ndim))
     workers = threads()
-    spectrum = _kernel_transform(w, shape, compute, offsets)
-    start = tuple(k - 1 for k in w.shape) if kind == "padded" else (0,) * x.ndim
-    crop = tuple(slice(s, s + m) for s, m in zip(start, n_out))
-    if real and x.ndim >= 2 and USE_POCKETFFT_OUT and pocketfft_with_out() is not None:
-        # scratch buffers and slabs: fresh spectra per call were page-faulted in every
-        # time, and whole-array passes read a cold cache (see _correlate_slabs)
-        if out_dtype is not None:
-            y = np.empty(n_out, dtype=compute)
-            _correlate_slabs(x, spectrum, kind, shape, pads, border, cval, compute, crop, y)
-            return round_saturate(y, out_dtype)
-        y = np.empty(n_out, dtype=out)
-        return _correlate_slabs(x, spectrum, kind, shape, pads, border, cval, compute, crop, y)
     xc = x.astype(compute, copy=False)
     if kind == "padded":
         # pad straight to the transform length: one copy, no zero-padded second one. The
