@@ -61,7 +61,9 @@
 #   half spectrum is image-sized, a scratch buffer of this thread
 #   (candidates.runtime.scratch, kept up to 256 MiB; clear_cache() frees it), written by
 #   pocketfft's r2c/c2c/c2r with out= (scipy.fft's private binding; the public functions
-#   when it is missing). The 'padded' plan also keeps the padded image. Fresh image-sized
+#   when it is missing). The slab route (correlate_in_slabs) takes that engine as an
+#   argument: fft_ducc runs it with ducc0's transforms, which take the same arguments.
+#   The 'padded' plan also keeps the padded image. Fresh image-sized
 #   arrays per call were page-faulted in every time; whole-image passes through a padded
 #   copy and a full inverse needed 1.7x the memory (first call at 4096^2 with 31x31:
 #   tracemalloc peak 335 MiB, 200 MiB in slabs) for the same time (109 vs 113 ms).
