@@ -29,7 +29,7 @@ import tarfile
 from pathlib import Path
 
 GRID_PATH = Path(__file__).resolve().parent.parent / "suites" / "grid.json"
-MAX_TIME_COMBINATIONS = 60
+MAX_TIME_COMBINATIONS = 64
 
 # op -> [(suite, how many of its first cases, or the workload names to take)]; cases tagged
 # "large" are left out. convolve is correlate on the reversed kernel (same candidates).

@@ -51,12 +51,14 @@ def kernel_size_plot(frame, path: Path, gflops: float) -> Path:
         raise ValueError("the run has no 1024x1024 float32 sweep cases (convbench bench --suite images)")
     frame["k"] = frame["case"].str.extract(SWEEP_CASE.pattern)[0].astype(int)
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for name, group in frame.groupby("candidate"):
+    colors = plt.get_cmap("tab20").colors     # the default cycle repeats after 10 lines
+    for i, (name, group) in enumerate(frame.groupby("candidate")):
         group = group.dropna(subset=["median"]).sort_values("k")
         if group.empty:
             continue
         style = "-o" if group["peer"].iloc[0] else "-s"
-        ax.plot(group["k"], group["median"] * 1e3, style, label=name + (" (peer)" if group["peer"].iloc[0] else ""))
+        ax.plot(group["k"], group["median"] * 1e3, style, color=colors[2 * i % 20 + 2 * i // 20 % 2],
+                label=name + (" (peer)" if group["peer"].iloc[0] else ""))
     ks = np.array(sorted(frame["k"].unique()))
     floor = 2 * ks**2 * 1024 * 1024 / (gflops * 1e9) * 1e3
     ax.plot(ks, floor, "k--", label=f"direct floor: 2K flop/pixel at {gflops:.0f} GFLOP/s")

@@ -19,8 +19,11 @@
 #   scipy.fft and shared with fft_scipy (same LRU, same bytes: the spectrum does not
 #   depend on the engine).
 # Wins: large kernels on 2-D float images, where fft_scipy wins, by the transforms' share
-#   of the call (~4 of ~5.5 ms at 1024^2): see results/README.md for the measured table.
-# Does not win: where fft_scipy does not (small kernels, huge images: see its header).
+#   of the call. Measured here (convbench bench --suite images, 2 threads, run
+#   20261122T050040Z): 1024^2 float32 random 31x31 5.13 ms, 63x63 4.31 ms against
+#   fft_scipy 7.01 / 7.27 ms and filter2D 13.9 / 13.1 ms; 15x15 5.23 ms (direct_numba 4.97).
+# Does not win: where fft_scipy does not: small kernels, and huge images (seed-fft-10k:
+#   1.24 s and 390 MiB of peak extra memory against fft_tiled_scipy's 395 ms and 5.9 MiB).
 # Does not apply: 1-D images and complex inputs (fft_scipy takes them through scipy.fft's
 #   complex and 1-D routes), bfloat16; non-finite inputs as for every FFT candidate.
 #   ducc0 is GPLv2+: an optional dependency (the 'ducc' extra); without it this candidate
