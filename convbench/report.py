@@ -51,13 +51,15 @@ def kernel_size_plot(frame, path: Path, gflops: float) -> Path:
         raise ValueError("the run has no 1024x1024 float32 sweep cases (convbench bench --suite images)")
     frame["k"] = frame["case"].str.extract(SWEEP_CASE.pattern)[0].astype(int)
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    colors = plt.get_cmap("tab20").colors     # the default cycle repeats after 10 lines
+    # the default cycle repeats after 10 lines; tab20's dark shades first, then the light ones
+    tab20 = plt.get_cmap("tab20").colors
+    colors = tab20[::2] + tab20[1::2]
     for i, (name, group) in enumerate(frame.groupby("candidate")):
         group = group.dropna(subset=["median"]).sort_values("k")
         if group.empty:
             continue
         style = "-o" if group["peer"].iloc[0] else "-s"
-        ax.plot(group["k"], group["median"] * 1e3, style, color=colors[2 * i % 20 + 2 * i // 20 % 2],
+        ax.plot(group["k"], group["median"] * 1e3, style, color=colors[i % 20],
                 label=name + (" (peer)" if group["peer"].iloc[0] else ""))
     ks = np.array(sorted(frame["k"].unique()))
     floor = 2 * ks**2 * 1024 * 1024 / (gflops * 1e9) * 1e3

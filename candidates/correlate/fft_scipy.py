@@ -345,9 +345,10 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
 
     x, w = np.asarray(x), np.asarray(w)
     real = compute_dtype(x.dtype, w.dtype).kind == "f"
-    if real and x.ndim >= 2 and USE_POCKETFFT_OUT and pocketfft_with_out() is not None:
-        return correlate_in_slabs(pocketfft_with_out(), x, w, border=border, cval=cval,
-                                  padding=padding, origin=origin, out_dtype=out_dtype)
+    engine = pocketfft_with_out() if USE_POCKETFFT_OUT else None
+    if real and x.ndim >= 2 and engine is not None:
+        return correlate_in_slabs(engine, x, w, border=border, cval=cval, padding=padding,
+                                  origin=origin, out_dtype=out_dtype)
     kind, shape, pads, n_out, compute, out, spectrum, crop = _call_plan(x, w, border, cval, padding, origin)
     axes = tuple(range(x.ndim))
     workers = threads()
