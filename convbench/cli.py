@@ -180,7 +180,16 @@ def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
     return rows, EXIT_FAIL if failed else EXIT_OK
 
 
+def _check_results_dir(args) -> None:
+    """Before measuring: a run that cannot be saved at the end is a usage error now."""
+    from convbench import results
+
+    if not args.no_save:
+        results.check_writable(args.results_dir or results.RUNS_DIR, "--results-dir", folder=True)
+
+
 def cmd_bench(args) -> int:
+    _check_results_dir(args)
     _, code = _bench(args, args.suite, _ops(args))
     return code
 
@@ -191,6 +200,7 @@ def cmd_run(args) -> int:
     from convbench.verification import verify_candidates
 
     started = time.perf_counter()
+    _check_results_dir(args)
     ops = _ops(args)
     candidates = _candidates(args, ops)
     cases = _select_cases("small", ops, None)
@@ -234,9 +244,18 @@ def cmd_tune(args) -> int:
 
 
 def cmd_report(args) -> int:
+    import warnings
+
     from convbench import report
 
-    for path in report.report(args.run or None, args.output):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            written = report.report(args.run or None, args.output)
+        finally:  # a skipped corrupt run file is named, also when the report then fails
+            for warning in caught:
+                print(f"convbench report: warning: {warning.message}", file=sys.stderr)
+    for path in written:
         print(f"wrote {path}")
     return EXIT_OK
 

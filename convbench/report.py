@@ -33,11 +33,13 @@ def gemm_gflops(n: int = 1024, repeat: int = 5) -> float:
 
 
 def latest_run(suite: str) -> Path:
+    """The newest readable run file of ``suite`` (a corrupt newer one is skipped, named)."""
     runs = sorted(results.RUNS_DIR.glob(f"*-{suite}*.json"))
-    if not runs:
-        raise ValueError(f"no run of suite {suite!r} under {results.RUNS_DIR}: "
-                         f"run `convbench bench --suite {suite}` first")
-    return runs[-1]
+    for path in reversed(runs):
+        if results.load_runs([path]):
+            return path
+    raise ValueError(f"no readable run of suite {suite!r} under {results.RUNS_DIR}: "
+                     f"run `convbench bench --suite {suite}` first")
 
 
 def kernel_size_plot(frame, path: Path, gflops: float) -> Path:
@@ -105,11 +107,11 @@ def borders_picture(path: Path, width: int = 48) -> Path:
     return path
 
 
-def default_table(run_path: Path) -> str:
+def default_table(doc: dict) -> str:
+    """The default choice against the fastest peer in one run document (results.load_run)."""
     from convbench.bench import default_vs_peers
     from convbench.table import format_seconds
 
-    doc = results.load_run(run_path)
     rows = [{**r, "median": r["median"] if r["median"] is not None else math.nan}
             for r in doc["rows"]]
     lines = ["| case | default choice | median | fastest peer | median | ratio |",
@@ -123,17 +125,21 @@ def default_table(run_path: Path) -> str:
 
 def report(run_paths=None, out_dir: Path | None = None) -> list[Path]:
     out_dir = Path(out_dir) if out_dir else results.RUNS_DIR.parent / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
     if run_paths is None:
         run_paths = [latest_run("images")]
-    frame = results.load_frame(run_paths)
+    runs = results.load_runs(run_paths)  # a corrupt file is skipped with a warning naming it
+    if not runs:
+        raise ValueError(f"no readable run file among {', '.join(map(str, run_paths))}")
+    results.check_writable(out_dir, "report folder", folder=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    frame = results.runs_frame(runs)
     try:
         written.append(kernel_size_plot(frame, out_dir / "kernel_size.png", gemm_gflops()))
     except ValueError as exc:
         print(f"kernel-size plot skipped: {exc}")
     written.append(borders_picture(out_dir / "borders.png"))
-    tables = "\n\n".join(f"### {Path(p).name}\n\n{default_table(Path(p))}" for p in run_paths)
+    tables = "\n\n".join(f"### {path.name}\n\n{default_table(doc)}" for path, doc in runs)
     md = out_dir / "default_vs_peers.md"
     results.write_atomic(md, "# Default choice against the fastest peer (same run)\n\n" + tables + "\n")
     written.append(md)
