@@ -37,24 +37,42 @@ that showed up as "confirmed" slowdowns of unchanged code (results/README.md, "G
 Slow candidates: one whose call takes longer than ``SLOW_CALL_S`` (after a second call, for
 JIT compilers) is verified but not timed, so a new heavy case cannot stretch the gate.
 
-Exit codes (each run prints a one-line reason, then a table):
-  0 pass; 1 slower; 2 wrong result (a candidate failed verification or crashed: this wins
-  over 1); 3 harness or usage error (missing or corrupt baseline, unknown suite, ...).
+Missing timings: a baseline entry that cannot be measured now (its candidate unavailable,
+unsupported, too slow to time, or not run at all) is a harness error, not a pass: a gate
+that silently skips what it cannot measure passes whenever a library goes missing. With
+``--allow-missing`` such entries are listed as "missing" and do not fail. Entries of
+candidates left out with ``--candidate`` are out of scope, not missing.
+
+Exit codes (each run prints a one-line reason, then a table), the first that applies:
+  2 wrong result (a candidate failed verification or crashed);
+  3 harness or usage error: a baseline timing not measured now (unless --allow-missing),
+    a missing, corrupt or invalid baseline (every per-sample time must be a finite
+    number > 0, 'seconds' and 'reference' of equal length, at least 3), an unknown suite
+    or candidate, a baseline path that cannot be written (--update-baseline, checked
+    before measuring), nothing compared, or any unexpected exception, SystemExit or
+    KeyboardInterrupt (the gate never ends in a traceback);
+  1 slower (confirmed, see above);
+  0 pass.
 
 Baselines live in results/baselines/<kind>.json, one per machine kind. The kind is
 ``<cpu model>-<n>c`` in lower case with runs of non-alphanumerics turned into '-', e.g.
 "AMD EPYC" with 2 cores -> ``amd-epyc-2c``; with a GPU, ``-<gpu name>`` is appended.
 ``--update-baseline`` measures and writes the baseline atomically (never when a candidate
 is wrong).
+
+Flags: --suite, --baseline, --update-baseline, --allow-missing, --min-effect, --alpha,
+--samples, --no-confirm, --candidate, --threads (``convbench gate --help``).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import statistics
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -259,6 +277,7 @@ def measure_suite(cases, candidate_names=None, samples: int = DEFAULT_SAMPLES,
 class Verdict:
     key: str
     status: str          # ok, SLOWER, shared, unconfirmed, faster, WRONG, new, missing, skipped
+    # missing: in the baseline but not measured now (fails unless allowed, see decide)
     ratio: float = math.nan
     p: float = math.nan
     now: float = math.nan        # median seconds now
@@ -293,7 +312,11 @@ def compare(entries: list[Entry], baseline: dict, min_effect: float = DEFAULT_MI
             continue
         if e.status != "pass":
             detail = e.detail if e.detail.startswith(e.status) else f"{e.status}: {e.detail}"
-            verdicts.append(Verdict(e.key, "skipped", detail=detail))
+            if e.key in base_entries:
+                verdicts.append(Verdict(e.key, "missing", base=_median(base_entries[e.key]["seconds"]),
+                                        detail=f"in the baseline, now {detail}"))
+            else:
+                verdicts.append(Verdict(e.key, "skipped", detail=detail))
             continue
         now = e.normalized
         base = base_entries.get(e.key)
@@ -366,13 +389,40 @@ def load_baseline(path: Path, suite: str) -> dict:
     if not isinstance(entries, dict):
         raise GateError(f"corrupt baseline {path}: no entries")
     for key, value in entries.items():
-        ok = (isinstance(value, dict) and isinstance(value.get("seconds"), list)
-              and isinstance(value.get("reference"), list)
-              and len(value["seconds"]) == len(value["reference"]) >= 3
-              and all(isinstance(x, (int, float)) and x > 0 for x in value["seconds"] + value["reference"]))
-        if not ok:
-            raise GateError(f"corrupt baseline {path}: entry {key!r} lacks positive per-sample times")
+        problem = _bad_times(value)
+        if problem:
+            raise GateError(f"invalid baseline {path}: entry {key!r} {problem}")
     return doc
+
+
+def _is_time(x) -> bool:
+    """A finite number of seconds > 0. JSON gives bools (True is an int to Python) and
+    Infinity/NaN (json.loads accepts them) that would compare as times."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(x) and x > 0
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _bad_times(value) -> str | None:
+    """Why a baseline entry cannot be compared with (None when it can)."""
+    if not isinstance(value, dict):
+        return f"is {type(value).__name__}, not an object with 'seconds' and 'reference'"
+    for name in ("seconds", "reference"):
+        times = value.get(name)
+        if not isinstance(times, list):
+            return f"has no {name!r} list of per-sample times"
+        if len(times) < 3:
+            return f"has {len(times)} {name!r} samples; at least 3 are needed"
+        bad = [x for x in times if not _is_time(x)]
+        if bad:
+            return f"has {name!r} time {bad[0]!r}: each must be a finite number of seconds > 0"
+    if len(value["seconds"]) != len(value["reference"]):
+        return (f"has {len(value['seconds'])} 'seconds' but {len(value['reference'])} 'reference' "
+                "samples; they are taken in pairs")
+    return None
 
 
 # ------------------------------------------------------------------------ report
@@ -395,13 +445,25 @@ def format_report(verdicts: list[Verdict]) -> str:
     return format_table(rows, align_right=("now", "baseline", "ratio", "p"))
 
 
-def decide(verdicts: list[Verdict], min_effect: float, alpha: float) -> tuple[int, str]:
+def _names(verdicts: list[Verdict], limit: int) -> str:
+    more = len(verdicts) - limit
+    return ", ".join(vd.key for vd in verdicts[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def decide(verdicts: list[Verdict], min_effect: float, alpha: float,
+           allow_missing: bool = False) -> tuple[int, str]:
+    """(exit code, reason): wrong (2) before missing (3, unless ``allow_missing``) before
+    slower (1); nothing compared is 3 (see the module docstring)."""
     wrong = [vd for vd in verdicts if vd.status == "WRONG"]
+    missing = [vd for vd in verdicts if vd.status == "missing"]
     slower = [vd for vd in verdicts if vd.status == "SLOWER"]
     compared = [vd for vd in verdicts if vd.status in ("ok", "SLOWER", "shared", "unconfirmed", "faster")]
     if wrong:
-        names = ", ".join(vd.key for vd in wrong[:3]) + (" ..." if len(wrong) > 3 else "")
-        return EXIT_WRONG, f"FAIL (wrong result): {len(wrong)} candidate(s) failed verification: {names}"
+        return EXIT_WRONG, (f"FAIL (wrong result): {len(wrong)} candidate(s) failed verification: "
+                            f"{_names(wrong, 3)}")
+    if missing and not allow_missing:
+        return EXIT_HARNESS, (f"ERROR (missing timings): {len(missing)} baseline timing(s) not measured "
+                              f"in this run: {_names(missing, 6)} (--allow-missing accepts this)")
     if slower:
         worst = max(slower, key=lambda vd: vd.ratio)
         return EXIT_SLOWER, (f"FAIL (slower): {len(slower)} of {len(compared)} timings slower than the "
@@ -413,6 +475,7 @@ def decide(verdicts: list[Verdict], min_effect: float, alpha: float) -> tuple[in
     shared = sum(vd.status == "shared" for vd in verdicts)
     note = f"; {unconfirmed} flagged once, not confirmed by a second measurement" if unconfirmed else ""
     note += f"; {shared} slower only as much as their case mates" if shared else ""
+    note += f"; {len(missing)} baseline timing(s) missing (allowed)" if missing else ""
     return EXIT_PASS, (f"PASS: {len(compared)} timings within {min_effect:.0%} of the baseline "
                        f"(or not significant at p < {alpha:g}){note}")
 
@@ -496,43 +559,78 @@ def confirm_slower(verdicts: list[Verdict], cases, baseline: dict, min_effect: f
     return out
 
 
+def _described(exc: BaseException) -> str:
+    """An unexpected exception in one line: its type, message and innermost place."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    text = str(exc)
+    return f"{type(exc).__name__}{': ' + text if text else ''}{where}"
+
+
+def _exit_code_always(gate_run: Callable[..., int]) -> Callable[..., int]:
+    """Every way the gate can end maps to an exit code with a one-line reason, never a
+    traceback: CI reads 0 from a gate that died in SystemExit(0) as a pass."""
+
+    @functools.wraps(gate_run)
+    def guarded(*args, out=None, **kwargs) -> int:
+        out = out or sys.stdout
+        try:
+            return gate_run(*args, out=out, **kwargs)
+        except (GateError, ValueError) as exc:  # usage: unknown names, bad targets, bad baseline
+            reason = str(exc)
+        except BaseException as exc:  # noqa: BLE001 - whatever it was, the exit code must say so
+            reason = f"stopped by {_described(exc)}"
+        print(f"convbench gate: ERROR (exit {EXIT_HARNESS}): {reason}", file=out)
+        return EXIT_HARNESS
+
+    return guarded
+
+
+def _in_scope(doc: dict, candidates) -> dict:
+    """The baseline without the entries of candidates left out with --candidate: those
+    are not measured on purpose, not missing."""
+    if not candidates:
+        return doc
+    entries = {key: value for key, value in doc["entries"].items()
+               if key.rsplit("/", 1)[-1] in candidates}
+    return {**doc, "entries": entries}
+
+
+@_exit_code_always
 def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = False,
         min_effect: float = DEFAULT_MIN_EFFECT, alpha: float = DEFAULT_ALPHA,
         samples: int = DEFAULT_SAMPLES, candidates=None, sample_s: float = DEFAULT_SAMPLE_S,
-        threads: int | None = DEFAULT_THREADS, confirm: bool = True, out=None) -> int:
-    """The gate; returns the exit code and prints the reason and the table to ``out``."""
-    out = out or sys.stdout
+        threads: int | None = DEFAULT_THREADS, confirm: bool = True, allow_missing: bool = False,
+        out=None) -> int:
+    """The gate; returns the exit code (it never raises) and prints the reason and the
+    table to ``out``. ``allow_missing``: baseline timings not measured now do not fail."""
 
     def say(text=""):
         print(text, file=out)
 
-    try:
-        if not min_effect > 0:
-            raise GateError(f"--min-effect must be > 0, got {min_effect}")
-        if not 0 < alpha < 1:
-            raise GateError(f"--alpha must be in (0, 1), got {alpha}")
-        if samples < 7:
-            raise GateError(f"--samples must be >= 7, got {samples}")
-        from convbench import machine
+    if not min_effect > 0:
+        raise GateError(f"--min-effect must be > 0, got {min_effect}")
+    if not 0 < alpha < 1:
+        raise GateError(f"--alpha must be in (0, 1), got {alpha}")
+    if samples < 7:
+        raise GateError(f"--samples must be >= 7, got {samples}")
+    from convbench import machine
+    from convbench.results import check_writable, write_atomic
 
-        cases = suite_cases(suite)
-        _check_names(candidates)
-        _import_gpu_library()
-        kind = machine_kind(machine.metadata(threads))
-        path = Path(baseline) if baseline else default_baseline(kind)
-        doc = None if update else load_baseline(path, suite)
-        _import_libraries(cases, candidates)
-        started = time.perf_counter()
-        with machine.threads(threads) as n:
-            entries = measure_suite(cases, candidates, samples=samples, sample_s=sample_s)
-        seconds = time.perf_counter() - started
-        meta = machine.metadata(n)
-    except GateError as exc:
-        say(f"convbench gate: ERROR (exit {EXIT_HARNESS}): {exc}")
-        return EXIT_HARNESS
-    except ValueError as exc:  # e.g. unknown candidate names
-        say(f"convbench gate: ERROR (exit {EXIT_HARNESS}): {exc}")
-        return EXIT_HARNESS
+    cases = suite_cases(suite)
+    _check_names(candidates)
+    _import_gpu_library()
+    kind = machine_kind(machine.metadata(threads))
+    path = Path(baseline) if baseline else default_baseline(kind)
+    if update:  # before measuring: a baseline that cannot be written fails now, not after
+        check_writable(path, "baseline")
+    doc = None if update else _in_scope(load_baseline(path, suite), candidates)
+    _import_libraries(cases, candidates)
+    started = time.perf_counter()
+    with machine.threads(threads) as n:
+        entries = measure_suite(cases, candidates, samples=samples, sample_s=sample_s)
+    seconds = time.perf_counter() - started
+    meta = machine.metadata(n)
 
     if update:
         wrong = [e for e in entries if e.status in ("FAIL", "error")]
@@ -544,8 +642,6 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
                 f"verification; baseline {path} not written")
             say(format_report(verdicts))
             return EXIT_WRONG
-        from convbench.results import write_atomic
-
         document = baseline_document(entries, suite, kind, meta, samples)
         write_atomic(path, json.dumps(document, indent=1) + "\n")
         say(f"convbench gate: baseline written to {path} ({len(document['entries'])} timings, "
@@ -560,7 +656,7 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
             verdicts = confirm_slower(verdicts, cases, doc, min_effect, alpha, samples, sample_s,
                                       candidates)
         seconds += time.perf_counter() - started
-    code, reason = decide(verdicts, min_effect, alpha)
+    code, reason = decide(verdicts, min_effect, alpha, allow_missing)
     say(f"convbench gate: {reason} (exit {code}; suite {suite}, baseline {path}, {seconds:.0f} s)")
     say(format_report(verdicts))
     return code
@@ -583,13 +679,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--candidate", action="append", help="only these candidates (comma separated)")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help=f"threads for every library (default {DEFAULT_THREADS}; 0 = all cores)")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="baseline timings that cannot be measured now (candidate unavailable, "
+                             "unsupported, slow) are listed, not a harness error (exit 3)")
 
 
 def run_args(args) -> int:
     names = [n for v in (args.candidate or []) for n in v.split(",") if n] or None
     return run(suite=args.suite, baseline=args.baseline, update=args.update_baseline,
                min_effect=args.min_effect, alpha=args.alpha, samples=args.samples,
-               candidates=names, threads=args.threads or None, confirm=not args.no_confirm)
+               candidates=names, threads=args.threads or None, confirm=not args.no_confirm,
+               allow_missing=args.allow_missing)
 
 
 def main(argv=None) -> int:

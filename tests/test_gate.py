@@ -284,7 +284,7 @@ def test_missing_baseline_exits_3(tmp_path):
     ("{not json", "corrupt baseline"),
     ('{"schema": "something-else"}', "corrupt baseline"),
     ('{"schema": "convbench-gate-baseline", "version": 1, "suite": "tiny", "entries": '
-     '{"a/b/c": {"seconds": [1, -1, 1], "reference": [1, 1, 1]}}}', "lacks positive per-sample"),
+     '{"a/b/c": {"seconds": [1, -1, 1], "reference": [1, 1, 1]}}}', "entry 'a/b/c' has 'seconds' time -1"),
     ('{"schema": "convbench-gate-baseline", "version": 1, "suite": "gate", "entries": {}}',
      "is for suite 'gate'"),
     ('{"schema": "convbench-gate-baseline", "version": 99, "suite": "tiny", "entries": {}}',
@@ -311,6 +311,129 @@ def test_usage_errors_exit_3(tmp_path, capsys):
     assert run_gate(baseline=tmp_path / "x.json", alpha=2.0)[0] == gate.EXIT_HARNESS
     assert cli.main(["gate", "--alpha", "not-a-number"]) == gate.EXIT_HARNESS
     assert cli.main(["gate", "--bogus"]) == gate.EXIT_HARNESS
+
+
+# ------------------------------------------------- what cannot be measured, and never a traceback
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    """Records every call of gate.measure_suite (and lets it run)."""
+    calls, measure_suite = [], gate.measure_suite
+
+    def recording(*args, **kwargs):
+        calls.append(args)
+        return measure_suite(*args, **kwargs)
+
+    monkeypatch.setattr(gate, "measure_suite", recording)
+    return calls
+
+
+def make_unavailable(monkeypatch, module):
+    """As if the candidate's library were not installed (OpenCV missing on a CI image)."""
+    monkeypatch.setattr(module, "LIBRARY", "no_such_library_for_the_gate_test")
+
+
+def test_a_candidate_missing_now_exits_3_naming_it(baseline, clock, monkeypatch):
+    make_unavailable(monkeypatch, ndimage_module())
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_HARNESS, text
+    first = text.splitlines()[0]
+    assert "ERROR (missing timings)" in first and "/ndimage_scipy" in first and "--allow-missing" in first
+    [row] = [line for line in text.splitlines() if "/ndimage_scipy" in line and line.startswith("missing")]
+    assert "unavailable" in row and "no_such_library" in row
+
+
+def test_allow_missing_lists_it_and_passes(baseline, clock, monkeypatch):
+    make_unavailable(monkeypatch, ndimage_module())
+    code, text = run_gate(baseline=baseline, allow_missing=True)
+    assert code == gate.EXIT_PASS, text
+    assert "1 baseline timing(s) missing (allowed)" in text.splitlines()[0]
+    assert verdict(text, "shift_add_numpy")[0] == "ok"
+    assert any(line.startswith("missing") and "/ndimage_scipy" in line for line in text.splitlines())
+
+
+def test_allow_missing_is_a_flag(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(gate, "run", lambda **kwargs: seen.update(kwargs) or gate.EXIT_PASS)
+    assert cli.main(["gate", "--suite", "tiny", "--allow-missing"]) == gate.EXIT_PASS
+    assert seen["allow_missing"] is True
+    assert cli.main(["gate", "--suite", "tiny"]) == gate.EXIT_PASS and seen["allow_missing"] is False
+
+
+def test_candidates_left_out_on_purpose_are_not_missing(baseline, clock):
+    code, text = run_gate(baseline=baseline, candidates=["shift_add_numpy"])
+    assert code == gate.EXIT_PASS, text
+    assert "ndimage_scipy" not in text
+
+
+@pytest.mark.parametrize("literal, shown", [
+    ("Infinity", "inf"), ("-Infinity", "-inf"), ("NaN", "nan"), ("true", "True"), ("-0.001", "-0.001"),
+    ("0", "0"), ('"0.001"', "'0.001'"), ("null", "None"), ("1" + "0" * 400, "1000"),
+])
+def test_a_baseline_time_that_is_not_a_time_exits_3_before_measuring(baseline, tmp_path, measured,
+                                                                     literal, shown):
+    doc = json.loads(baseline.read_text())
+    key = sorted(doc["entries"])[1]
+    doc["entries"][key]["seconds"][4] = "PLACEHOLDER"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc).replace('"PLACEHOLDER"', literal))
+    code, text = run_gate(baseline=path)
+    assert code == gate.EXIT_HARNESS, text
+    assert f"entry {key!r} has 'seconds' time {shown}" in text, text
+    assert measured == [] and len(text.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda e: e["reference"].pop(), "15 'seconds' but 14 'reference' samples"),
+    (lambda e: e.update(seconds=e["seconds"][:2], reference=e["reference"][:2]), "2 'seconds' samples"),
+    (lambda e: e.pop("reference"), "no 'reference' list"),
+    (lambda e: e["reference"].__setitem__(0, False), "'reference' time False"),
+])
+def test_a_baseline_entry_of_the_wrong_shape_exits_3_before_measuring(baseline, tmp_path, measured,
+                                                                      change, message):
+    doc = json.loads(baseline.read_text())
+    key = sorted(doc["entries"])[0]
+    change(doc["entries"][key])
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    code, text = run_gate(baseline=path)
+    assert code == gate.EXIT_HARNESS and repr(key) in text and message in text, text
+    assert measured == []
+
+
+@pytest.mark.parametrize("stop", [SystemExit(0), SystemExit(2), KeyboardInterrupt()])
+def test_a_candidate_that_stops_the_process_is_not_a_pass(baseline, clock, monkeypatch, stop):
+    def stopping(*args, **kwargs):
+        raise stop
+
+    monkeypatch.setattr(ndimage_module(), "correlate", stopping)
+    code, text = run_gate(baseline=baseline)
+    assert code in (gate.EXIT_WRONG, gate.EXIT_HARNESS), text
+    assert type(stop).__name__ in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("where", ["measure_suite", "compare", "format_report"])
+def test_an_unexpected_exception_anywhere_exits_3_with_the_reason(baseline, clock, monkeypatch, where):
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"broken {where}")
+
+    monkeypatch.setattr(gate, where, broken)
+    code, text = run_gate(baseline=baseline)
+    assert code == gate.EXIT_HARNESS, text
+    assert f"stopped by RuntimeError: broken {where} (at test_gate.py:" in text.splitlines()[-1]
+
+
+def test_a_baseline_target_that_cannot_be_written_exits_3_before_measuring(tmp_path, measured):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for target, reason in ((tmp_path, "is a folder"), (blocker / "sub" / "b.json", "is a file")):
+        started = time.perf_counter()
+        code, text = run_gate(update=True, baseline=target)
+        assert code == gate.EXIT_HARNESS and reason in text and str(target) in text, text
+        assert measured == [] and time.perf_counter() - started < 5
+    assert cli.main(["gate", "--suite", "tiny", "--update-baseline", "--baseline", str(tmp_path)]) == 3
+    assert measured == []
 
 
 # ----------------------------------------------------------------- decision rule
@@ -355,12 +478,33 @@ def test_normalisation_cancels_a_uniformly_slower_machine():
     assert verdict.status == "ok" and abs(verdict.ratio - 1) < 1e-9
 
 
-def test_new_and_missing_entries_are_reported_not_failed():
+def test_new_and_missing_entries_are_reported():
     verdicts = gate.compare([gate.Entry("correlate", "c", "y", "pass", seconds=[1] * 7, reference=[1] * 7)],
                             _doc([1] * 7, [1] * 7))
     assert sorted(v.status for v in verdicts) == ["missing", "new"]
     code, reason = gate.decide(verdicts, 0.25, 0.01)
+    assert code == gate.EXIT_HARNESS and "not measured" in reason and "correlate/c/x" in reason
+    code, reason = gate.decide(verdicts, 0.25, 0.01, allow_missing=True)
     assert code == gate.EXIT_HARNESS and "nothing was compared" in reason
+
+
+def test_an_unmeasurable_baseline_entry_is_missing_not_skipped():
+    unavailable = gate.Entry("correlate", "c", "x", "unavailable", "unavailable: cv2 not importable")
+    new_and_unavailable = gate.Entry("correlate", "c", "z", "unavailable", "unavailable: no GPU")
+    verdicts = {vd.key: vd for vd in gate.compare([unavailable, new_and_unavailable], _doc([1] * 7, [1] * 7))}
+    assert verdicts["correlate/c/x"].status == "missing" and "cv2" in verdicts["correlate/c/x"].detail
+    assert verdicts["correlate/c/z"].status == "skipped"   # never in the baseline: nothing lost
+
+
+@pytest.mark.parametrize("statuses, allow_missing, expected", [
+    (["WRONG", "missing", "SLOWER", "ok"], False, gate.EXIT_WRONG),
+    (["missing", "SLOWER", "ok"], False, gate.EXIT_HARNESS),
+    (["missing", "SLOWER", "ok"], True, gate.EXIT_SLOWER),
+    (["missing", "ok"], True, gate.EXIT_PASS),
+])
+def test_wrong_then_missing_then_slower(statuses, allow_missing, expected):
+    verdicts = [gate.Verdict(f"correlate/c/{i}", status, ratio=2.0) for i, status in enumerate(statuses)]
+    assert gate.decide(verdicts, 0.25, 0.01, allow_missing)[0] == expected
 
 
 def test_wrong_wins_over_slower():
