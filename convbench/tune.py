@@ -4,6 +4,11 @@ Times every verified candidate on the image-filtering workloads (default: the qu
 and images suites for correlate and gaussian) and writes, per case, its features and
 the candidates ranked by median (verified ones only; a candidate too slow to sample
 comes after every sampled one). convbench.choose reads the table.
+
+A tune merges: the rows of the cases it measured replace theirs (a measured case with no
+verified candidate loses its row), every other row stays. The base is the table already
+at the output path, else the packaged one, so ``--filter`` re-measures a few cases without
+dropping the rest. The output path is checked before measuring.
 """
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ from pathlib import Path
 
 from convbench import bench, machine, registry
 from convbench.cases import Case, all_suites, suite
-from convbench.choose import SCHEMA, features, user_table_path
-from convbench.results import write_atomic
+from convbench import choose
+from convbench.choose import PACKAGED_TABLE, SCHEMA, features, user_table_path
+from convbench.results import check_writable, write_atomic
 from convbench.timing import QUICK, Protocol
 
 TUNED_OPS = ("correlate", "gaussian")
@@ -64,6 +70,37 @@ def table_rows(cases: list[Case], rows: list[dict]) -> list[dict]:
     return out
 
 
+def base_rows(path: Path) -> list[dict]:
+    """The rows a tune writing to ``path`` merges into: the table at ``path`` if there is
+    one, else the packaged table. One that cannot be read is an error, not overwritten."""
+    source = path if path.exists() else PACKAGED_TABLE
+    if not source.exists():
+        return []
+    try:  # the reader choose uses: None (with a warning saying why) for an invalid table
+        rows = choose._load(str(source), source.stat().st_mtime)
+        problem = None if rows is not None else f"not a valid {SCHEMA} table"
+    except (OSError, ValueError, KeyError) as exc:
+        rows, problem = None, f"{type(exc).__name__}: {exc}"
+    if problem:
+        raise ValueError(f"the choice table at {source} cannot be used ({problem}); "
+                         "move it away or write to another path")
+    return [dict(row) for row in rows]
+
+
+def merged_rows(base: list[dict], measured: list[Case], new: list[dict]) -> list[dict]:
+    """``base`` with the rows of the ``measured`` cases replaced by ``new`` (in place, so
+    equally near rows keep their order for choose; rows of cases new to the table last)."""
+    measured_ids = {case.id for case in measured}
+    new_by_case = {row["case"]: row for row in new}
+    out = []
+    for row in base:
+        if row.get("case") not in measured_ids:
+            out.append(row)
+        elif row["case"] in new_by_case:
+            out.append(new_by_case.pop(row["case"]))
+    return out + list(new_by_case.values())
+
+
 def tune_cases(suites=TUNED_SUITES, ops=TUNED_OPS, case_filter=None, skip_large=False) -> list[Case]:
     cases: dict[str, Case] = {}
     for name in suites:
@@ -80,10 +117,11 @@ def tune_cases(suites=TUNED_SUITES, ops=TUNED_OPS, case_filter=None, skip_large=
 def tune(path: Path | None = None, *, suites=TUNED_SUITES, ops=TUNED_OPS, threads=None,
          protocol: Protocol = QUICK, case_filter=None, skip_large=False, progress=None,
          slow_call_s: float = 5.0) -> tuple[Path, list[dict]]:
-    path = Path(path) if path else user_table_path()
+    path = check_writable(path or user_table_path(), "choice table")
     cases = tune_cases(suites, ops, case_filter, skip_large)
     if not cases:
         raise ValueError(f"no cases to tune in suites {suites} for ops {ops}")
+    base = base_rows(path)
     rows = []
     with machine.threads(threads) as n:
         for case in cases:
@@ -91,6 +129,6 @@ def tune(path: Path | None = None, *, suites=TUNED_SUITES, ops=TUNED_OPS, thread
             if progress:
                 progress(case.id)
     doc = {"schema": SCHEMA, "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "machine": machine.metadata(n), "rows": table_rows(cases, rows)}
+           "machine": machine.metadata(n), "rows": merged_rows(base, cases, table_rows(cases, rows))}
     write_atomic(path, json.dumps(doc, indent=1, default=float) + "\n")
     return path, rows

@@ -210,3 +210,94 @@ def test_entry_point_usage_error():
     assert proc.returncode == 3
     assert proc.stderr.startswith("convbench verify: unknown candidate") and "accepted" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------- tune merges; targets checked first
+
+
+FAKE_MEDIANS = {"shift_add_numpy": 2e-3, "ndimage_scipy": 1e-3}   # ndimage_scipy ranks first
+
+
+@pytest.fixture
+def fake_tune(monkeypatch):
+    """tune's measurement replaced by fixed medians for two candidates: records the cases."""
+    from convbench import bench, tune
+
+    measured = []
+
+    def run_case(case, candidates, *args, **kwargs):
+        measured.append(case.id)
+        return [bench._row(case, c, "pass", median=FAKE_MEDIANS[c.name], min=FAKE_MEDIANS[c.name],
+                           iqr=0.0, ratio=1.0, checked="all", error_model="direct", peer=False)
+                for c in candidates if c.name in FAKE_MEDIANS]
+
+    monkeypatch.setattr(tune.bench, "run_case", run_case)
+    return measured
+
+
+def _tune(capsys, output, case_filter):
+    return run_main(capsys, "tune", "--op", "correlate", "--suite", "quick", "--filter", case_filter,
+                    "--output", str(output))
+
+
+def test_a_filtered_tune_replaces_only_its_rows(capsys, tmp_path, fake_tune):
+    import json
+
+    from convbench import choose
+
+    packaged = json.loads(choose.PACKAGED_TABLE.read_text())["rows"]
+    output = tmp_path / "choices.json"
+    # the first filtered tune merges into the packaged table, the second into the first's
+    for case_filter in ("camera-sharpen", "camera-gauss-u8"):
+        code, _, err = _tune(capsys, output, case_filter)
+        assert code == cli.EXIT_OK, err
+    assert len(fake_tune) == 2 and "camera-sharpen" in fake_tune[0] and "camera-gauss-u8" in fake_tune[1]
+    doc = json.loads(output.read_text())
+    assert doc["schema"] == choose.SCHEMA and doc["version"] == 1 and doc["machine"]
+    rows = doc["rows"]
+    assert [r["case"] for r in rows] == [r["case"] for r in packaged]   # same cases, same order
+    for row, before in zip(rows, packaged):
+        if row["case"] in fake_tune:
+            assert row["ranking"] == ["ndimage_scipy", "shift_add_numpy"]
+            assert row["medians"] == FAKE_MEDIANS and set(row) == set(before)
+        else:
+            assert row == before
+
+
+@pytest.mark.filterwarnings("ignore:ignoring the choice table")   # choose's own reading says why
+def test_tune_refuses_an_unreadable_table_before_measuring(capsys, tmp_path, fake_tune):
+    output = tmp_path / "choices.json"
+    output.write_text("{ half a table")
+    code, _, err = _tune(capsys, output, "camera-sharpen")
+    assert code == cli.EXIT_USAGE and str(output) in err and "cannot be used" in err
+    assert fake_tune == [] and output.read_text() == "{ half a table"   # nothing lost
+
+
+def test_tune_checks_its_output_before_measuring(capsys, tmp_path, fake_tune, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for output, reason in ((tmp_path, "is a folder"), (blocker / "choices.json", "is a file")):
+        code, _, err = _tune(capsys, output, "camera-sharpen")
+        assert code == cli.EXIT_USAGE and reason in err and str(output) in err, err
+    monkeypatch.setenv("CONVBENCH_CACHE", str(blocker / "cache"))   # the default: the user cache
+    code, _, err = run_main(capsys, "tune", "--op", "correlate", "--suite", "quick", "--filter", "camera-sharpen")
+    assert code == cli.EXIT_USAGE and str(blocker / "cache" / "choices.json") in err, err
+    assert fake_tune == []
+
+
+@pytest.mark.parametrize("command", ["bench", "run"])
+def test_results_dir_is_checked_before_measuring(capsys, tmp_path, monkeypatch, command):
+    from convbench import bench, verification
+
+    def measuring(*args, **kwargs):
+        raise AssertionError("measured before the results folder was checked")
+
+    monkeypatch.setattr(bench, "run", measuring)
+    monkeypatch.setattr(verification, "verify_candidates", measuring)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    argv = BENCH if command == "bench" else ["run", "--op", "correlate", "--candidate", "shift_add_numpy"]
+    code, _, err = run_main(capsys, *argv, "--results-dir", str(blocker))
+    assert code == cli.EXIT_USAGE and "--results-dir" in err and "is a file" in err, err
+    code, _, err = run_main(capsys, *argv, "--results-dir", str(blocker / "runs"))
+    assert code == cli.EXIT_USAGE and "--results-dir" in err and "is a file" in err, err
