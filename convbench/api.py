@@ -16,9 +16,13 @@ from convbench.spec import Spec
 
 
 def _as_arrays(arrays, names):
+    for a, name in zip(arrays, names):
+        if a is None and name != "bias":
+            raise TypeError(f"{name} must be an array, got None")
     lib = xp.common_library(arrays, names)
     if lib == "numpy":
-        arrays = tuple(None if a is None else np.asarray(a) for a in arrays)
+        arrays = tuple(None if a is None else xp.as_numpy_argument(a, name)
+                       for a, name in zip(arrays, names))
     return lib, arrays
 
 
@@ -31,6 +35,7 @@ def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | N
     present = [a for a in arrays if a is not None]
     spec = Spec.make(op, [tuple(a.shape) for a in present], [xp.dtype_name(a) for a in present],
                      **kwargs)
+    spec.check_memory(present[0])
     if algorithm is None:
         kernel = xp.to_numpy(present[1]) if spec.op in ("correlate", "convolve") else None
         candidate = choose(spec, _choice_library(lib, present[0]), kernel)

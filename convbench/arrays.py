@@ -20,14 +20,21 @@ def library_of(a) -> str:
         return "torch"
     if module == "cupy":
         return "cupy"
-    if isinstance(a, (np.ndarray, np.generic, list, tuple, int, float)):
+    if isinstance(a, (np.ndarray, np.generic, list, tuple, int, float)) or hasattr(a, "__array__"):
         return "numpy"
     raise TypeError(f"expected a numpy array, torch tensor or cupy array, got {type(a).__name__}")
 
 
 def common_library(arrays, names) -> str:
     """The one library all ``arrays`` belong to; a clear error for a mix."""
-    libs = {name: library_of(a) for name, a in zip(names, arrays) if a is not None}
+    libs = {}
+    for name, a in zip(names, arrays):
+        if a is None:
+            continue
+        try:
+            libs[name] = library_of(a)
+        except TypeError as exc:
+            raise TypeError(f"{name}: {exc}") from None
     found = set(libs.values())
     if len(found) > 1:
         detail = ", ".join(f"{n} is {lib}" for n, lib in libs.items())
@@ -38,6 +45,25 @@ def common_library(arrays, names) -> str:
         if len(devices) > 1:
             raise ValueError(f"tensors on different devices cannot be mixed: {sorted(devices)}")
     return found.pop() if found else "numpy"
+
+
+def as_numpy_argument(a, name: str) -> np.ndarray:
+    """A numpy-library argument as an ndarray in native byte order, refusing what would
+    lose information silently (a mask) or cannot be an array (ragged nesting)."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array, and the mask would be ignored: pass "
+                        f"{name}.filled(value) to give the masked samples a value, or "
+                        f"np.asarray({name}) to drop the mask")
+    try:
+        a = np.asarray(a)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not a regular array (nested sequences of unequal "
+                         f"lengths?): {exc}") from None
+    if a.dtype.kind in "OUSV" or a.dtype.hasobject:
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
 
 
 def dtype_name(a) -> str:

@@ -30,6 +30,7 @@ import functools
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,23 +74,61 @@ def user_table_path() -> Path:
     return Path(root) / "choices.json"
 
 
+# What ranking() and distance() read from each row, and the types they need.
+ROW_TYPES = {"op": str, "rank": int, "pixels": (int, float), "taps": (int, float),
+             "kernel": list, "separable": bool, "dtype": str, "border": str, "ranking": list}
+
+
 @functools.lru_cache(maxsize=4)
-def _load(path: str, mtime: float) -> list[dict]:
-    with open(path) as f:
-        doc = json.load(f)
-    if doc.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not a convbench choice table")
+def _load(path: str, mtime: float) -> list[dict] | None:
+    """The rows of a valid table; None (after one warning per file version, the result
+    being cached by modification time) for an unreadable or invalid one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        problem = _table_problem(doc)
+    except (OSError, ValueError) as exc:   # JSON and UTF-8 decoding errors are ValueErrors
+        problem = f"cannot be read ({type(exc).__name__}: {exc})"
+    if problem:
+        warnings.warn(f"ignoring the choice table {path}: {problem}; the default choice uses "
+                      f"the packaged table (`convbench tune` writes a new one)", stacklevel=4)
+        return None
     return doc["rows"]
 
 
+def _table_problem(doc) -> str | None:
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        return f"not a {SCHEMA} document"
+    if not isinstance(doc.get("rows"), list):
+        return "'rows' is not a list"
+    for i, row in enumerate(doc["rows"]):
+        if not isinstance(row, dict):
+            return f"row {i} is not an object"
+        missing = [key for key in ROW_TYPES if key not in row]
+        if missing:
+            return f"row {i} lacks {missing}"
+        for key, types in ROW_TYPES.items():
+            value = row[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
+                return f"row {i}: {key}={value!r} has the wrong type"
+        if not all(math.isfinite(row[k]) and row[k] >= 1 for k in ("pixels", "taps")):
+            return f"row {i}: pixels and taps must be finite and >= 1"
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in row["kernel"]) or \
+                not all(isinstance(name, str) for name in row["ranking"]):
+            return f"row {i}: kernel must hold ints and ranking candidate names"
+    return None
+
+
 def table() -> list[dict]:
-    """The user's tuned table if there is one, else the packaged one (else empty)."""
+    """The user's tuned table if there is a valid one, else the packaged one (else empty)."""
     for path in (user_table_path(), PACKAGED_TABLE):
-        if path.exists():
-            try:
-                return _load(str(path), path.stat().st_mtime)
-            except (OSError, ValueError, KeyError):
-                continue
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        rows = _load(str(path), mtime)
+        if rows is not None:
+            return rows
     return []
 
 

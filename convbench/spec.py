@@ -6,6 +6,7 @@ normalised keyword arguments. Its output shape comes from the op table (which as
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,9 +67,58 @@ class Spec:
     def id(self) -> str:
         return self.operation.spec_id(self)
 
+    def memory_parts(self) -> dict[str, int]:
+        """Bytes one call holds at once, by part (arrays, output, temporaries); shapes only."""
+        return self.operation.memory_parts(self)
+
+    def check_memory(self, template=None) -> None:
+        """Refuse, before any work, a call that cannot fit in the memory free where it runs
+        (the host, or the GPU that holds ``template``, a tensor of the call)."""
+        parts = self.memory_parts()
+        need = sum(parts.values())
+        free, where = _free_memory(template)
+        if free is not None and need > free:
+            detail = ", ".join(f"{name} {_size(n)}" for name, n in parts.items() if n)
+            raise ValueError(f"{self.op} would need about {_size(need)} ({detail}); {where} "
+                             f"has {_size(free)} available")
+
     def replace(self, **kwargs) -> "Spec":
         params = {**self.kwargs, **kwargs}
         return Spec.make(self.op, self.shapes, self.dtypes, **params)
 
     def __str__(self) -> str:
         return self.id
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _free_memory(template) -> tuple[int | None, str]:
+    """(bytes free, where) on the device of ``template``: a CUDA tensor's GPU, else the host
+    (what the kernel says a new allocation gets, else the physical memory)."""
+    from convbench import arrays as xp
+    from convbench import machine
+
+    lib = xp.library_of(template) if template is not None else "numpy"
+    try:
+        if lib == "torch" and template.device.type == "cuda":
+            import torch
+
+            return torch.cuda.mem_get_info(template.device)[0], f"GPU {template.device}"
+        if lib == "cupy":
+            import cupy
+
+            return cupy.cuda.runtime.memGetInfo()[0], "the GPU"
+    except Exception:  # a device that cannot say: no refusal on a guess
+        return None, ""
+    free = machine.available_memory()
+    if free is None:
+        try:
+            free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            return None, ""
+    return free, "this machine"

@@ -8,6 +8,7 @@ Per-side padding is a tuple of ``(low, high)`` pairs, one per spatial axis.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 IMAGE_PADDINGS = ("same", "valid", "full")
@@ -21,17 +22,22 @@ def as_tuple(value, n: int, name: str) -> tuple[int, ...]:
     >>> as_tuple((1, 2), 2, "stride")
     (1, 2)
     """
-    if isinstance(value, (bool, str, bytes)):
-        raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
-    if isinstance(value, int) or (hasattr(value, "__index__") and not hasattr(value, "__len__")):
+    if is_int(value):
         return (int(value),) * n
-    try:
-        items = tuple(int(v) for v in value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}") from None
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
+    items = tuple(value)
+    if not all(is_int(v) for v in items):   # 0.5 or True would be truncated silently
+        raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
+    items = tuple(int(v) for v in items)
     if len(items) != n:
         raise ValueError(f"{name} must have {n} entries (one per spatial axis), got {value!r}")
     return items
+
+
+def is_int(value) -> bool:
+    """An integer that is not a bool (Python's or numpy's)."""
+    return isinstance(value, numbers.Integral) and type(value).__name__ not in ("bool", "bool_")
 
 
 def positive_tuple(value, n: int, name: str) -> tuple[int, ...]:
@@ -140,7 +146,7 @@ def layer_padding(in_spatial: Sequence[int], kernel_spatial: Sequence[int], padd
             total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
             pads.append((total // 2, total - total // 2))
         return tuple(pads)
-    if isinstance(padding, (int,)) and not isinstance(padding, bool):
+    if is_int(padding):
         pairs = ((padding, padding),) * n
     else:
         try:
@@ -149,6 +155,9 @@ def layer_padding(in_spatial: Sequence[int], kernel_spatial: Sequence[int], padd
             raise TypeError(f"padding must be an int, a tuple, per-side pairs, 'valid' or 'same'; got {padding!r}") from None
         if len(items) != n:
             raise ValueError(f"padding must have {n} entries (one per spatial axis), got {padding!r}")
+        flat = [v for p in items for v in (p if hasattr(p, "__len__") else (p,))]
+        if not all(is_int(v) for v in flat):
+            raise TypeError(f"padding must hold ints, got {padding!r}")
         pairs = tuple((int(p), int(p)) if not hasattr(p, "__len__") else tuple(int(v) for v in p)
                       for p in items)
         if any(len(p) != 2 for p in pairs):

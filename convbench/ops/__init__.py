@@ -6,6 +6,7 @@ special-casing ops.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,54 @@ from convbench.dtypes import result_dtype
 _SHORT_DTYPE = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64",
                 "uint8": "u8", "uint16": "u16", "int16": "i16", "int32": "i32",
                 "complex64": "c64", "complex128": "c128"}
+
+
+# out_dtype of the image-form ops: what their candidates round and saturate into.
+OUT_DTYPES = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
+              "float16", "float32", "float64")
+
+
+def normalize_out_dtype(value, op: str) -> str | None:
+    """None, or the name of an accepted out_dtype given as a numpy dtype, a torch dtype
+    (torch.float32 is numpy's float32) or a name; TypeError naming out_dtype otherwise."""
+    if value is None:
+        return None
+    name = _dtype_name(value)
+    if name not in OUT_DTYPES:
+        hint = " (numpy has no bfloat16: pass a bfloat16 tensor, or out_dtype=None)" \
+            if name == "bfloat16" else ""
+        raise TypeError(f"{op}() cannot produce out_dtype={value!r}{hint}; accepted: None, "
+                        f"{', '.join(OUT_DTYPES)} (numpy or torch dtypes, or their names)")
+    return name
+
+
+def _dtype_name(value) -> str | None:
+    if type(value).__module__.split(".")[0] == "torch":      # torch.float32 -> 'float32'
+        return str(value).replace("torch.", "")
+    if isinstance(value, str) and value == "bfloat16":
+        return value
+    try:
+        return np.dtype(value).name
+    except (TypeError, ValueError):
+        return None
+
+
+def check_cval_fits(cval: float, dtypes) -> None:
+    """A cval that a floating dtype the border values pass through (the result's, a
+    floating out_dtype) cannot hold would fill the border with Inf. None is skipped."""
+    for dtype in dtypes:
+        if dtype is None:
+            continue
+        dtype = np.dtype("float32" if dtype == "bfloat16" else dtype)
+        if dtype.kind in "fc" and abs(cval) > np.finfo(dtype).max:
+            raise ValueError(f"cval={cval!r} does not fit the result dtype {dtype} (largest "
+                             f"finite value {float(np.finfo(dtype).max):g}); use a smaller "
+                             "cval or a wider dtype")
+
+
+def nbytes(shape, dtype) -> int:
+    itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+    return math.prod(int(n) for n in shape) * itemsize
 
 
 def shape_str(shape) -> str:
@@ -63,6 +112,23 @@ class Operation:
     def result_dtype(self, spec) -> np.dtype:
         out = spec.kwargs.get("out_dtype")
         return np.dtype(out) if out is not None else result_dtype(*spec.dtypes[:2])
+
+    # -- memory ----------------------------------------------------------------------
+    def memory_parts(self, spec) -> dict[str, int]:
+        """Bytes one call holds at once, from the shapes alone: its arrays, its result and
+        the temporaries of a straightforward algorithm (``temporaries``)."""
+        parts = {name: nbytes(shape, dtype)
+                 for name, shape, dtype in zip(self.arrays, spec.shapes, spec.dtypes)}
+        try:
+            out_dtype = self.result_dtype(spec)
+        except TypeError:                       # bfloat16 tensors: numpy has no such dtype
+            out_dtype = "bfloat16"
+        parts["output"] = nbytes(self.output_shape(spec), out_dtype)
+        parts.update(self.temporaries(spec))
+        return parts
+
+    def temporaries(self, spec) -> dict[str, int]:
+        return {}
 
     # -- to be provided per op ------------------------------------------------------
     def output_shape(self, spec) -> tuple[int, ...]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convbench.ops import Operation, shape_str, short_dtype
+from convbench.ops import Operation, check_cval_fits, nbytes, shape_str, short_dtype
 from refimpl import conv as ref
 from refimpl.geometry import as_tuple
 from refimpl.pad import canonical_border, source_index
@@ -91,10 +91,11 @@ def _shape_param(value, name: str) -> tuple[int, ...]:
         raise TypeError(f"missing required argument {name!r} (a shape tuple)")
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise TypeError(f"{name} must be a sequence of ints, got {value!r}")
-    try:
-        return tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a sequence of ints, got {value!r}") from None
+    items = tuple(value)
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+               for v in items):
+        raise TypeError(f"{name} must be a sequence of ints, got {value!r}")
+    return tuple(int(v) for v in items)
 
 
 def _fmt(value) -> str:
@@ -157,14 +158,23 @@ class LayerOp(Operation):
             params["groups"] = int(params["groups"])
         return params
 
-    def _finish(self, params: dict) -> dict:
-        """After validation: floats as floats, per-axis tuples of one value as ints."""
+    def _finish(self, params: dict, dtypes) -> dict:
+        """After validation: floats as floats, per-axis tuples of one value as ints, and a
+        cval the result dtype can hold (one it cannot would fill the border with Inf)."""
         for key in ("stride", "dilation", "padding", "output_padding"):
             if key in params:
                 params[key] = _collapse(params[key])
         if "cval" in params:
             params["cval"] = float(params["cval"]) if params["border"] == "constant" else 0.0
+            check_cval_fits(params["cval"], [np.result_type(*dtypes)])
         return params
+
+    def temporaries(self, spec):
+        """A padded copy of the input (of ``input_shape`` for conv_grad_input)."""
+        layer = self.layer(spec)
+        padded = [layer.batch, layer.in_channels] + [
+            n + lo + hi for n, (lo, hi) in zip(layer.in_spatial, layer.pads)]
+        return {"padded copy": nbytes(padded, np.result_type(*spec.dtypes))}
 
     def layer(self, spec):
         """refimpl's resolved conv call (pads, out_spatial, ...) for this spec."""
@@ -195,7 +205,7 @@ class Conv(LayerOp):
         if len(shapes) == 3 and tuple(shapes[2]) != (layer.out_channels,):
             raise ValueError(f"bias must have shape (O,) = ({layer.out_channels},), got "
                              f"{tuple(shapes[2])}")
-        return self._finish(params)
+        return self._finish(params, dtypes)
 
     def layer(self, spec):
         return ref.validate(spec.shapes[0], spec.shapes[1], **_conv_kwargs(spec))
@@ -282,10 +292,18 @@ class ConvTranspose(LayerOp):
         if len(shapes) == 3 and tuple(shapes[2]) != (out_shape[1],):
             raise ValueError(f"bias must have shape (O,) = ({out_shape[1]},), got "
                              f"{tuple(shapes[2])}")
-        return self._finish(params)
+        return self._finish(params, dtypes)
 
     def output_shape(self, spec):
         return ref.validate_transpose(spec.shapes[0], spec.shapes[1], **spec.kwargs)
+
+    def temporaries(self, spec):
+        """The input spread out by the stride and padded by the dilated kernel: what a
+        direct conv_transpose correlates."""
+        spread = [(size - 1) * s + 1 + 2 * (k - 1) * d
+                  for size, k, s, d, _ in _transpose_axes(spec)]
+        return {"spread copy": nbytes(list(spec.shapes[0][:2]) + spread,
+                                      np.result_type(*spec.dtypes))}
 
     def oracle(self, spec, arrays):
         return ref.conv_transpose(*arrays, **spec.kwargs)
@@ -338,7 +356,7 @@ class ConvGrad(LayerOp):
         if tuple(dy_shape) != layer.out_shape:
             raise ValueError(f"dy must have the shape of conv's output, {layer.out_shape}, "
                              f"got {tuple(dy_shape)}")
-        return self._finish(params)
+        return self._finish(params, dtypes)
 
     def _validate(self, shapes, params):
         geometry = {k: params[k] for k in _GEOMETRY}
@@ -439,6 +457,9 @@ class ConvGradBias(LayerOp):
 
     def output_shape(self, spec):
         return (spec.shapes[0][1],)
+
+    def temporaries(self, spec):
+        return {}
 
     def oracle(self, spec, arrays):
         return ref.conv_grad_bias(*arrays)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from convbench import arrays as xp
-from convbench.ops import Operation
+from convbench.dtypes import result_dtype
+from convbench.ops import Operation, check_cval_fits, nbytes, normalize_out_dtype
 from refimpl import correlate as ref_correlate
 from refimpl.geometry import as_tuple, convolve_as_correlate_origin
 from refimpl.pad import canonical_border
@@ -27,12 +28,9 @@ class ImageFilter(Operation):
         if isinstance(cval, bool) or not isinstance(cval, numbers.Real):
             raise TypeError(f"cval must be a finite real number, got {cval!r}")
         params["cval"] = float(cval)
-        if params["out_dtype"] is not None:
-            out = np.dtype(params["out_dtype"])
-            if out.kind not in "uif":
-                raise TypeError(f"out_dtype must be an integer or floating dtype, got {out}")
-            params["out_dtype"] = out.name
+        params["out_dtype"] = normalize_out_dtype(params["out_dtype"], self.name)
         self.validate(shapes, dtypes, params)   # origin checked as given: length and range
+        check_cval_fits(params["cval"], (_computed_in(dtypes), params["out_dtype"]))
         origin = as_tuple(params["origin"], len(shapes[1]), "origin")
         params["origin"] = origin[0] if len(set(origin)) == 1 else origin
         return params
@@ -43,6 +41,10 @@ class ImageFilter(Operation):
             dtypes[1] if dtypes[1] != "bfloat16" else "float32",
             border=params["border"], cval=params["cval"], padding=params["padding"],
             origin=params["origin"], convolve=self.convolve)
+
+    def temporaries(self, spec):
+        padded = [n + lo + hi for n, (lo, hi) in zip(spec.shapes[0], self.pads(spec))]
+        return {"padded copy": nbytes(padded, _computed_in(spec.dtypes))}
 
     def pads(self, spec):
         return self.validate(spec.shapes, spec.dtypes, spec.kwargs)[1]
@@ -85,6 +87,11 @@ class ImageFilter(Operation):
         kw = spec.kwargs
         origin = convolve_as_correlate_origin(spec.shapes[1], kw["padding"], kw["origin"])
         return spec.__class__.make("correlate", spec.shapes, spec.dtypes, **{**kw, "origin": origin})
+
+
+def _computed_in(dtypes) -> np.dtype:
+    """The floating dtype of the result (bfloat16 tensors count as float32, as validate)."""
+    return result_dtype(*("float32" if d == "bfloat16" else d for d in dtypes[:2]))
 
 
 _IMAGE_DEFAULTS = (("border", "constant"), ("cval", 0.0), ("padding", "same"), ("origin", 0),

@@ -26,7 +26,8 @@ import numpy as np
 
 from convbench import arrays as xp
 from convbench.dtypes import result_dtype
-from convbench.ops import Operation, shape_str, short_dtype
+from convbench.ops import (Operation, check_cval_fits, nbytes, normalize_out_dtype, shape_str,
+                           short_dtype)
 from refimpl import correlate as ref_correlate
 from refimpl import gaussian as ref
 
@@ -59,11 +60,8 @@ class Gaussian(Operation):
         params["border"] = border
         params["cval"] = float(params["cval"])
         params["truncate"] = float(params["truncate"])
-        if params["out_dtype"] is not None:
-            out = np.dtype(params["out_dtype"])
-            if out.kind not in "uif":
-                raise TypeError(f"out_dtype must be an integer or floating dtype, got {out}")
-            params["out_dtype"] = out.name
+        out = params["out_dtype"] = normalize_out_dtype(params["out_dtype"], self.name)
+        check_cval_fits(params["cval"], (result_dtype(x_dtype), out))
         return params
 
     def sigmas(self, spec) -> tuple[float, ...]:
@@ -94,6 +92,14 @@ class Gaussian(Operation):
             parts.append(f"out_dtype={kw['out_dtype']}")
         parts += [kw["border"], short_dtype(spec.dtypes[0])]
         return "-".join(parts)
+
+    def temporaries(self, spec):
+        """The 1-D kernels and a copy of x padded by the radii (the sampled N-D kernel
+        is built only for reused correlate candidates, whose own padded copy dominates)."""
+        radii = self.radii(spec)
+        padded = [n + 2 * r for n, r in zip(spec.shapes[0], radii)]
+        return {"kernel": sum(2 * r + 1 for r in radii) * 8,
+                "padded copy": nbytes(padded, result_dtype(spec.dtypes[0]))}
 
     # -- geometry and oracle -----------------------------------------------------------
     def output_shape(self, spec):

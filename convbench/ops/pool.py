@@ -47,7 +47,7 @@ from fractions import Fraction
 import numpy as np
 
 from convbench.dtypes import ACCUMULATION, UNIT_ROUNDOFF
-from convbench.ops import Operation
+from convbench.ops import Operation, nbytes
 from convbench.tolerance import gamma
 from refimpl import pool as ref
 from refimpl.geometry import as_tuple, pool_output_shape
@@ -130,6 +130,12 @@ class Pool(Operation):
         out = pool_output_shape(in_shape[2:], kernel, stride, padding, dilation,
                                 kw.get("ceil_mode", False))
         return in_shape, in_shape[:2] + out, kernel, stride, padding, dilation
+
+    def temporaries(self, spec):
+        """A copy of the input padded on both sides of every axis."""
+        in_shape, _, _, _, padding, _ = self.geometry(spec)
+        padded = list(in_shape[:2]) + [n + 2 * p for n, p in zip(in_shape[2:], padding)]
+        return {"padded copy": nbytes(padded, self.result_dtype(spec))}
 
     def window_overlap(self, spec) -> int:
         """W: the most windows that read one input position (product over the axes of the
