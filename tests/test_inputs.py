@@ -654,7 +654,7 @@ CATALOGUE = [
     ("cli-threads-not-int", cli_call("bench", "--threads", "many", "--no-save"), Exits(3, "threads")),
     ("cli-threads-negative", cli_call("bench", "--threads", "-2", "--no-save", "--op", "correlate",
                                       "--candidate", "shift_add_numpy", "--filter", "seed-imfilter-3x3"),
-     Exits(3, "threads")),
+     Exits(3, "--threads")),   # the flag itself: a library's own complaint is no refusal
     ("cli-verify-filter-no-match", cli_call("verify", "--op", "correlate", "--filter", "zzz-no-such"),
      Exits(3, "zzz-no-such")),
     ("cli-bench-filter-no-match", cli_call("bench", "--op", "correlate", "--filter", "zzz-no-such",
@@ -797,6 +797,20 @@ def test_invalid_table_is_read_once(tmp_path, monkeypatch):
         for _ in range(3):
             convbench.correlate(X, W)
     assert len([w for w in caught if "choices.json" in str(w.message)]) == 1
+
+
+def test_oversize_refusal_names_parts_and_memory(no_work):
+    """The refusal comes before any work and says what the call needs, part by part."""
+    from convbench import machine
+
+    with patched(machine, "available_memory", lambda: 3 * 2**30):
+        with pytest.raises(ValueError) as err:
+            corr(huge((2**16, 2**15)), np.ones((31, 31), np.float32))
+    message = str(err.value)
+    # x: 2**31 float32 bytes = 8 GiB; padded by 15 per side; output as x
+    for part in ("correlate would need about", "x 8.0 GiB", "padded copy 8.0 GiB", "output 8.0 GiB",
+                 "this machine has 3.0 GiB available"):
+        assert part in message, message
 
 
 # ---------------------------------------------------------------------------------------
