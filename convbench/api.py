@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from convbench import arrays as xp
-from convbench import registry
+from convbench import registry, values
 from convbench.choose import choose
 from convbench.spec import Spec
 
@@ -26,8 +26,15 @@ def _as_arrays(arrays, names):
     return lib, arrays
 
 
-def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | None = None):
-    """Validate, choose a candidate, run it; the result in the caller's array library."""
+def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | None = None,
+          accuracy: str = "elementwise"):
+    """Validate, choose a candidate, run it; the result in the caller's array library.
+
+    The default choice reads the values (convbench.values): NaN/Inf, exact integer sums,
+    and, for ``accuracy="elementwise"``, the elementwise contract. A named algorithm is
+    the caller's choice of error model, but it is never given values it declares it
+    cannot handle (NaN/Inf placement, exact integers)."""
+    values.check_accuracy(accuracy)
     lib, arrays = _as_arrays(arrays, names)
     if any(a is None for a in arrays[:-1]):
         missing = [n for n, a in zip(names[:-1], arrays[:-1]) if a is None]
@@ -36,12 +43,15 @@ def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | N
     spec = Spec.make(op, [tuple(a.shape) for a in present], [xp.dtype_name(a) for a in present],
                      **kwargs)
     spec.check_memory(present[0])
+    found = values.facts(spec, present)
+    _refuse_nonfinite_into_integers(spec, found)
     if algorithm is None:
-        kernel = xp.to_numpy(present[1]) if spec.op in ("correlate", "convolve") else None
-        candidate = choose(spec, _choice_library(lib, present[0]), kernel)
+        candidate = choose(spec, _choice_library(lib, present[0]), arrays=present,
+                           accuracy=accuracy, found=found)
     else:
         candidate = registry.get(op, algorithm)
-        reason = candidate.unavailable() or candidate.supports(spec)
+        reason = (candidate.unavailable() or candidate.supports(spec)
+                  or values.ineligible(candidate, spec, found))
         if reason:
             raise ValueError(f"algorithm={algorithm!r} cannot run this call: {reason}")
     if lib == "numpy" or candidate.module.LIBRARY == lib:
@@ -51,6 +61,15 @@ def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | N
         native = tuple(candidate.to_native(xp.to_numpy(a)) for a in present)
         out = spec.operation.call(candidate.function(), native, spec)
     return _to_caller(out, lib, present[0])
+
+
+def _refuse_nonfinite_into_integers(spec, found) -> None:
+    """An integer out_dtype cannot hold NaN (0 * Inf and Inf - Inf make NaN too): refuse
+    instead of a silent 0."""
+    out = spec.kwargs.get("out_dtype")
+    if not found.finite and out is not None and np.dtype(out).kind in "iu":
+        raise ValueError(f"the arrays hold NaN or Inf, which out_dtype={out} cannot represent; "
+                         "pass a floating out_dtype (or None), or replace them first")
 
 
 def _choice_library(lib: str, template) -> str:
@@ -68,7 +87,7 @@ def _to_caller(out, lib: str, template):
 
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None,
-              algorithm=None):
+              algorithm=None, accuracy="elementwise"):
     """Correlate ``x`` with ``w`` (no kernel flip): ``y[i] = sum_j w[j] * xp[i + j]``.
 
     x, w: arrays of the same rank (numpy, or torch tensors on any device).
@@ -79,19 +98,25 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     out_dtype: None gives a floating result (integer images never wrap); an integer dtype
         rounds half to even and saturates.
     algorithm: a candidate name from ``convbench list`` (default: convbench.choose's rule).
+    accuracy: 'elementwise' (default): the result is within 64x the elementwise error bound
+        of a direct sum (gamma_K(u) * (|x| (*) |w|)), NaN/Inf placed as IEEE arithmetic
+        places them, integer sums exact; FFT algorithms run only when a per-call check of
+        the values certifies them. 'normwise' lets the default take any verified algorithm
+        under its own stated bound (FFT: c u log2(L) ||x||_2 ||w||_2), the fastest route
+        for large kernels on well-scaled data. See convbench.values.
     """
     return apply("correlate", (x, w), ("x", "w"),
                  dict(border=border, cval=cval, padding=padding, origin=origin, out_dtype=out_dtype),
-                 algorithm)
+                 algorithm, accuracy)
 
 
 def convolve(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None,
-             algorithm=None):
+             algorithm=None, accuracy="elementwise"):
     """Convolve ``x`` with ``w`` (kernel reversed): equals scipy.ndimage.convolve for every
     border after name translation, even kernels included. Arguments as ``correlate``."""
     return apply("convolve", (x, w), ("x", "w"),
                  dict(border=border, cval=cval, padding=padding, origin=origin, out_dtype=out_dtype),
-                 algorithm)
+                 algorithm, accuracy)
 
 
 def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="constant",
@@ -163,7 +188,7 @@ def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, algorith
 
 
 def gaussian(x, sigma, *, border="constant", cval=0.0, truncate=4.0, out_dtype=None,
-             algorithm=None):
+             algorithm=None, accuracy="elementwise"):
     """Gaussian filter: correlate ``x`` with the sampled, truncated, normalised Gaussian
     (scipy.ndimage's kernel, radius int(truncate * sigma + 0.5) per axis); output shape = x's.
 
@@ -172,12 +197,13 @@ def gaussian(x, sigma, *, border="constant", cval=0.0, truncate=4.0, out_dtype=N
         'symmetric'; ours is 'constant', like every op here).
     out_dtype: None gives a floating result (integer images never wrap); an integer dtype
         rounds half to even and saturates.
-    algorithm: a candidate name from ``convbench list``. The default choice may pick
-        'iir_numba', a recursive Gaussian whose cost does not grow with sigma; it is an
-        approximation, verified under its stated bound |error| <= 3e-3 * max|x| (typically
-        1e-4 of the range). Name an exact algorithm (e.g. 'separable_numpy',
-        'gaussianblur_opencv', 'ndimage_scipy') when that matters.
+    algorithm: a candidate name from ``convbench list``. 'iir_numba' is a recursive
+        Gaussian whose cost does not grow with sigma, an approximation verified under its
+        stated bound |error| <= 3e-3 * max|x| (typically 1e-4 of the range).
+    accuracy: as ``correlate``: by default the recursive Gaussian runs only where a
+        per-call check certifies it within the elementwise contract (large sigma on
+        images without deep dark regions); 'normwise' takes it whenever it is fastest.
     """
     return apply("gaussian", (x,), ("x",),
                  dict(sigma=sigma, border=border, cval=cval, truncate=truncate,
-                      out_dtype=out_dtype), algorithm)
+                      out_dtype=out_dtype), algorithm, accuracy)

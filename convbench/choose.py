@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convbench import registry
+from convbench import arrays as xp
+from convbench import registry, values
 
 PACKAGED_TABLE = Path(__file__).with_name("choices.json")
 SCHEMA = "convbench-choices"
@@ -138,6 +139,8 @@ def separable(w) -> bool:
     w = np.asarray(w)
     if w.ndim < 2 or sum(n > 1 for n in w.shape) < 2:
         return True  # a 1-D or 1xk kernel is trivially separable
+    if w.dtype.kind in "fc" and not np.isfinite(w).all():
+        return False  # no factors of a kernel holding NaN/Inf (separable_numpy declines it)
     try:
         from candidates.correlate.separable_numpy import separable_rank
     except ImportError:
@@ -195,18 +198,30 @@ def ranking(spec, library: str = "numpy", kernel=None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(measured + fallback))
 
 
-def choose(spec, library: str = "numpy", kernel=None):
-    """The first candidate of ``ranking`` that is available and supports ``spec``."""
+def choose(spec, library: str = "numpy", kernel=None, *, arrays=None,
+           accuracy: str = "elementwise", found=None):
+    """The first candidate of ``ranking`` that is available, supports ``spec`` and is
+    right for the values of ``arrays`` (convbench.values: NaN/Inf, exact integers, and the
+    elementwise contract, certified per call for FFT and IIR algorithms). Without
+    ``arrays`` only the spec is read (finite values assumed, nothing certified); ``found``
+    passes values.facts already computed by the caller."""
+    if arrays is not None and kernel is None and spec.op in ("correlate", "convolve"):
+        kernel = xp.to_numpy(arrays[1])
     names = ranking(spec, library, kernel)
     if not names:
         raise ValueError(f"no default algorithm for op {spec.op!r} on {library} arrays")
+    if found is None:
+        found = values.facts(spec, arrays) if arrays is not None else values.Facts()
     known = {c.name: c for c in registry.candidates(spec.op)}
     reasons = []
     for name in names:
         candidate = known.get(name)
         if candidate is None:
             continue
-        reason = candidate.unavailable() or candidate.supports(spec)
+        reason = (candidate.unavailable() or candidate.supports(spec)
+                  or values.ineligible(candidate, spec, found, accuracy))
+        if reason is None and arrays is not None and values.needs_certificate(candidate, spec, accuracy):
+            reason = values.certify(candidate, spec, arrays)
         if reason is None:
             return candidate
         reasons.append(f"{name}: {reason}")

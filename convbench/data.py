@@ -76,6 +76,10 @@ def make_array(recipe: str, shape, dtype, rng: np.random.Generator) -> np.ndarra
     random      standard normal (floats) or uniform over the dtype's range (integers)
     ones        all ones
     nonfinite   random with NaN, +inf and -inf planted (placement must be preserved)
+    wide        integers over the dtype's whole range (int64: +-2**56, so that sums of a
+                few stay within int64); floats as random
+    infpair     random with +inf and -inf planted side by side: the windows that hold
+                both must come out NaN
     ties        integer values -4..-1: every window holds equal values (which one a max
                 pool picks matters), and all are negative (padding must read as -inf)
     <kernel>    a named 3x3 kernel (identity, emboss, sharpen, edge, sobel), stacked to rank
@@ -91,6 +95,18 @@ def make_array(recipe: str, shape, dtype, rng: np.random.Generator) -> np.ndarra
         return np.ones(shape, dtype)
     if recipe == "ties":
         return rng.integers(-4, 0, size=shape).astype(dtype)
+    if recipe == "wide" and np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = (-(2**56), 2**56) if info.bits == 64 else (info.min, info.max)
+        return rng.integers(lo, hi, size=shape, endpoint=True, dtype=np.int64).astype(dtype)
+    if recipe == "wide":
+        return _random(shape, dtype, rng)
+    if recipe == "infpair":
+        a = _random(shape, dtype, rng)
+        flat = a.reshape(-1)
+        i = int(rng.integers(0, max(flat.size - 1, 1)))
+        flat[i], flat[min(i + 1, flat.size - 1)] = np.inf, -np.inf
+        return a
     if recipe == "nonfinite":
         a = _random(shape, dtype, rng)
         flat = a.reshape(-1)

@@ -123,6 +123,24 @@ class Candidate:
             return model(spec.operation.as_correlate(spec) if self.reused_from else spec)
         return model
 
+    @property
+    def nonfinite(self) -> bool:
+        """NaN/Inf placed as the oracle places them (NONFINITE). A user's function is held
+        to it by verification, unless it declares the 'fft' model (FFTs spread them)."""
+        if self.module_path is None:
+            return self.error != "fft"
+        return getattr(self.module, "NONFINITE", False)
+
+    def exact_int_bits(self, spec) -> int:
+        """Integer sums bounded by 2**bits are exact (EXACT_INT_BITS; 0: never exact). A
+        user's function is held to exact integers, unless it declares the 'fft' model."""
+        if self.module_path is None:
+            return 0 if self.error == "fft" else 64
+        bits = getattr(self.module, "EXACT_INT_BITS", 0)
+        if callable(bits):
+            return bits(spec.operation.as_correlate(spec) if self.reused_from else spec)
+        return bits
+
     def to_native(self, a):
         convert = getattr(self.module, "to_native", None) if self.module_path else None
         return convert(a) if convert is not None else a

@@ -174,13 +174,22 @@ def bound(model: str, *, result_dtype, ref, absref, terms: int, norms=None, leng
         per_conversion = 2 * UNIT_ROUNDOFF["tf32"]
         relative = (1 + per_conversion) ** 2 * (1 + gamma(terms, u_acc)) - 1
         return relative * absref + final
-    if model == "iir":
-        return IIR_EPS * norms[2] + gamma(terms, u_acc) * absref + final
     if model == "winograd":
         return gamma(terms + WINOGRAD_STAGES, u_acc) * absref + final
-    nx, nw = norms[:2]
-    return FFT_CONSTANT * u_acc * max(math.log2(max(length, 2)), 1.0) * nx * nw + \
-        gamma(terms, u_acc) * absref + final
+    return normwise_part(model, result_dtype, norms, length) + gamma(terms, u_acc) * absref + final
+
+
+def normwise_part(model: str, result_dtype, norms, length) -> float:
+    """The part of the bound that does not shrink with the output element ('fft': the
+    normwise FFT term; 'iir': the kernel approximation times max(|x|, |cval|)); 0 for the
+    elementwise models."""
+    if model == "iir":
+        return IIR_EPS * norms[2]
+    if model != "fft":
+        return 0.0
+    out = np.dtype(result_dtype).name if result_dtype != "bfloat16" else "bfloat16"
+    u_acc = UNIT_ROUNDOFF[ACCUMULATION.get(out, out if out == "float64" else "float32")]
+    return FFT_CONSTANT * u_acc * max(math.log2(max(length, 2)), 1.0) * norms[0] * norms[1]
 
 
 def _half_subnormal(name: str) -> float:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from convbench import arrays as xp
+from convbench import values
 from convbench.cases import Case
 from convbench.registry import Candidate, user_candidate
 from convbench.tolerance import bound, compare
@@ -79,18 +80,6 @@ def sample_points(case: Case) -> tuple[np.ndarray, ...]:
     return tuple(np.array(axis) for axis in zip(*ordered))
 
 
-def _norms(case: Case, arrays):
-    """(||x padded||_2 bounded above, ||w||_2) and the FFT length, for the 'fft' model.
-    Padded samples are copies of x or cval, so each adds at most max(|x|, |cval|)**2."""
-    spec = case.spec
-    x = np.abs(np.asarray(arrays[0])).astype(np.float64)   # |.| first: complex keeps its size
-    w = np.abs(np.asarray(arrays[1] if len(arrays) > 1 else 1.0)).astype(np.float64)
-    padded, length = spec.operation.fft_sizes(spec)
-    big = max(float(np.max(np.abs(x), initial=0.0)), abs(float(spec.kwargs.get("cval", 0.0))))
-    nx = math.sqrt(float(np.sum(x * x)) + max(padded - x.size, 0) * big * big)
-    return (nx, float(np.linalg.norm(w)), big), length  # big: max(|x|, |cval|), for 'iir'
-
-
 @functools.lru_cache(maxsize=32)
 def reference(case: Case) -> Reference:
     """Oracle values for ``case`` (cached: every candidate is checked against the same)."""
@@ -98,7 +87,7 @@ def reference(case: Case) -> Reference:
     arrays = case.arrays()
     with np.errstate(invalid="ignore", over="ignore"):
         finite = [np.where(np.isfinite(a), a, 0) for a in arrays] if case.nonfinite else arrays
-        norms, length = _norms(case, finite)
+        norms, length = values.norms(spec, finite), op.fft_sizes(spec)[1]
         if op.work(spec) <= WHOLE_LIMIT:
             return Reference(op.oracle(spec, arrays), op.error_scale(spec, arrays), None, norms, length)
         points = sample_points(case)
@@ -173,14 +162,21 @@ def skip_reason(candidate: Candidate, case: Case) -> tuple[str, str] | None:
     reason = too_costly(candidate, case)
     if reason:
         return "skipped", reason
-    if case.nonfinite and candidate.error_model(case.spec) == "fft":
-        return "unsupported", "FFT algorithms spread a non-finite value over the whole output"
+    reason = values.ineligible(candidate, case.spec, case_facts(case))
+    if reason:
+        return "unsupported", reason
     return None
+
+
+@functools.lru_cache(maxsize=32)
+def case_facts(case: Case) -> values.Facts:
+    """What the case's values allow (NaN/Inf, exact integer sums): convbench.values."""
+    return values.facts(case.spec, case.arrays())
 
 
 def check_output(candidate: Candidate, case: Case, out) -> Row:
     spec = case.spec
-    model = candidate.error_model(spec)
+    model = "exact" if values.exact_integer(spec) else candidate.error_model(spec)
     ref = reference(case)
     got = xp.to_numpy(out)
     expected_shape = tuple(spec.output_shape())

@@ -9,8 +9,9 @@ Both pad by the border first, then take a 'valid' sliding sum over the padded im
 where ``(lo, hi)`` come from ``refimpl.geometry.image_padding`` ('same': anchor at
 ``k//2 + origin``, exactly scipy.ndimage; 'valid' and 'full': scipy.signal's meanings).
 
-Integer images are accumulated in float64 (exact for every realistic uint8/uint16/int16
-image); ``out_dtype`` rounds half to even and saturates, as OpenCV does.
+Sums are exact for an integer image with an integer kernel (Python integers, any size,
+when ``out_dtype`` is an integer type; a float64 result otherwise); other inputs are
+accumulated in float64. ``out_dtype`` rounds half to even and saturates, as OpenCV does.
 """
 from __future__ import annotations
 
@@ -65,6 +66,16 @@ def _wide(a):
     return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
 
 
+def _operands(x, w, cval, out_dtype):
+    """The arrays summed: Python integers (exact) for integer x and w with an integral
+    cval and an integer out_dtype, else float64 (complex128)."""
+    exact = (x.dtype.kind in "iu" and w.dtype.kind in "iu" and float(cval).is_integer()
+             and out_dtype is not None and np.dtype(out_dtype).kind in "iu")
+    if exact:
+        return x.astype(object), w.astype(object), int(cval)
+    return _wide(x), _wide(w), cval
+
+
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     """Correlation: ``y[i] = sum_j w[j] * xp[i + j]``, with ``xp`` = ``x`` padded by the border.
 
@@ -78,9 +89,12 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     array([-1., -2., -2., -2., -1.])
     >>> correlate(x, np.array([1., 2.]), padding="valid")
     array([ 5.,  8., 11., 14.])
+    >>> correlate(np.array([2**53, 1, 1]), np.array([1, 1]), padding="valid", out_dtype="int64")
+    array([9007199254740993,                2])
     """
     x, w, border, pads = _check(x, w, border, cval, padding, origin, convolve=False)
-    return round_saturate(_sliding_sum(_wide(x), _wide(w), pads, border, cval), out_dtype)
+    x, w, cval = _operands(x, w, cval, out_dtype)
+    return round_saturate(_sliding_sum(x, w, pads, border, cval), out_dtype)
 
 
 def convolve(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
@@ -99,8 +113,9 @@ def convolve(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out
     array([ 1.,  4.,  7., 10., 13., 10.])
     """
     x, w, border, pads = _check(x, w, border, cval, padding, origin, convolve=True)
-    w = _wide(w)[(slice(None, None, -1),) * w.ndim]
-    return round_saturate(_sliding_sum(_wide(x), w, pads, border, cval), out_dtype)
+    x, w, cval = _operands(x, w, cval, out_dtype)
+    w = w[(slice(None, None, -1),) * w.ndim]
+    return round_saturate(_sliding_sum(x, w, pads, border, cval), out_dtype)
 
 
 def _sliding_sum(x, w, pads, border, cval):
@@ -108,7 +123,7 @@ def _sliding_sum(x, w, pads, border, cval):
     out_shape = output_shape(x.shape, pads, w.shape)
     y = np.zeros(out_shape, dtype=xp.dtype)
     for i in np.ndindex(*out_shape):
-        total = 0.0
+        total = 0
         for j in np.ndindex(*w.shape):
             total += w[j] * xp[tuple(a + b for a, b in zip(i, j))]
         y[i] = total
@@ -116,9 +131,11 @@ def _sliding_sum(x, w, pads, border, cval):
 
 
 def correlate_at(x, w, index, *, border="constant", cval=0.0, padding="same", origin=0,
-                 convolve=False):
+                 convolve=False, out_dtype=None):
     """Pointwise oracle: the exact float64 value of ``correlate(...)[index]`` (or of
-    ``convolve(...)`` when ``convolve=True``) without building the whole output.
+    ``convolve(...)`` when ``convolve=True``) without building the whole output; a
+    Python int (the exact sum, before ``out_dtype`` saturates it) where ``correlate``
+    sums exactly.
 
     Reads ``x`` through ``source_index`` so no padded copy is made: it scales to images
     of any size.
@@ -131,12 +148,12 @@ def correlate_at(x, w, index, *, border="constant", cval=0.0, padding="same", or
     20.0
     """
     x, w, border, pads = _check(x, w, border, cval, padding, origin, convolve=convolve)
-    w = _wide(w)
+    x, w, cval = _operands(x, w, cval, out_dtype)
     if convolve:
         w = w[(slice(None, None, -1),) * w.ndim]
-    total = 0.0
+    total = 0
     for j in np.ndindex(*w.shape):
         src = [source_index(i + jj - lo, n, border) for i, jj, (lo, _), n in zip(index, j, pads, x.shape)]
         value = cval if any(s is None for s in src) else x[tuple(src)]
         total += w[j] * value
-    return total.item()
+    return total.item() if hasattr(total, "item") else total

@@ -28,11 +28,21 @@ def result_dtype(x_dtype, w_dtype=None) -> np.dtype:
 
 def round_saturate(y, out_dtype):
     """Round half to even and saturate into an integer ``out_dtype`` (OpenCV's rule);
-    a plain cast for a floating one."""
+    a plain cast for a floating one. Exact integer sums (an integer or object array of
+    Python ints) are only saturated: nothing to round, and no trip through float64.
+
+    >>> round_saturate(np.array([2**53 + 1, -1], dtype=object), "int64")
+    array([9007199254740993,               -1])
+    >>> round_saturate(np.array([2**53 + 1, -1], dtype=object), "uint8")
+    array([255,   0], dtype=uint8)
+    """
     if out_dtype is None:
         return y
     out_dtype = np.dtype(out_dtype)
+    y = np.asarray(y)
     if out_dtype.kind in "iu":
         info = np.iinfo(out_dtype)
+        if y.dtype.kind in "iuO":
+            return np.clip(y, info.min, info.max).astype(out_dtype)
         return np.clip(np.rint(y), info.min, info.max).astype(out_dtype)
-    return np.asarray(y).astype(out_dtype)
+    return y.astype(out_dtype)

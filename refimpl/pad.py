@@ -168,7 +168,8 @@ def normalize_pad_width(pad_width, ndim: int) -> tuple[tuple[int, int], ...]:
 
 
 def pad(x, pad_width, border: str = "constant", cval: float = 0.0) -> np.ndarray:
-    """Extend ``x`` by ``pad_width`` samples per side using ``border``, in float64.
+    """Extend ``x`` by ``pad_width`` samples per side using ``border``, in float64 (an
+    object array of exact integers keeps its values).
 
     ``xp[i] = x[source_index(i - lo, n, border)]`` on every axis, or ``cval`` where any
     axis falls in a constant border.
@@ -185,7 +186,8 @@ def pad(x, pad_width, border: str = "constant", cval: float = 0.0) -> np.ndarray
     for axis, (n, (lo, hi)) in enumerate(zip(x.shape, pads)):
         if n == 0 and (lo or hi) and border != "constant":
             raise ValueError(f"cannot extend empty axis {axis} with border {border!r}")
-    x = x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
+    if x.dtype != object:  # an object array of Python ints (exact sums) stays exact
+        x = x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
     out_shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pads))
     out = np.empty(out_shape, dtype=x.dtype)
     for out_index in np.ndindex(*out_shape):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import convbench
-from convbench import arrays, registry
+from convbench import arrays, registry, values
 from convbench.cases import suite
 from convbench.spec import Spec
 from convbench.verification import verify_candidates
@@ -488,10 +488,13 @@ def user_filter(x, w, *, border="constant", cval=0.0, padding="same", origin=0, 
                 convolve=False, bug=None):
     """What a careful user writes on scipy.ndimage; ``bug`` plants one mistake."""
     out = user_result_dtype(x, w)
-    x, w = x.astype(np.float64), w.astype(np.float64)
+    exact = x.dtype.kind in "iu" and w.dtype.kind in "iu" and out_dtype is not None \
+        and np.dtype(out_dtype).kind in "iu"
+    special = exact or not (np.isfinite(x).all() and np.isfinite(w).all())
+    x, w = (x.astype(object), w.astype(object)) if exact else (x.astype(np.float64), w.astype(np.float64))
     origins = np.broadcast_to(np.asarray(origin), (w.ndim,)).astype(int)
     modes = dict(SCIPY_MODES)
-    if bug == "nan_to_zero":
+    if bug == "nan_to_zero" and not exact:
         x = np.where(np.isnan(x), 0.0, x)
     if bug == "cval_ignored":
         cval = 0.0
@@ -515,6 +518,16 @@ def user_filter(x, w, *, border="constant", cval=0.0, padding="same", origin=0, 
         xp, w16 = xp.astype(np.float16), w.astype(np.float16)
         for j in np.ndindex(*w.shape):                # every partial sum rounded to float16
             y += w16[j] * xp[tuple(slice(a, a + n) for a, n in zip(j, shape))]
+    elif special:
+        # a careful user sums every tap (scipy.ndimage skips zero taps, which loses 0 * Inf)
+        # and keeps integer sums exact
+        pads = image_padding(w.shape, padding, tuple(int(o) for o in origins))
+        numpy_border = {v: k for k, v in SCIPY_MODES.items()}[modes[border]]
+        xp = np.pad(x, pads, mode=numpy_border,
+                    **({"constant_values": cval} if numpy_border == "constant" else {}))
+        windows = np.lib.stride_tricks.sliding_window_view(xp, w.shape)
+        with np.errstate(invalid="ignore"):
+            y = (windows * w).sum(axis=tuple(range(-w.ndim, 0)))
     elif padding == "same":
         y = ndi.correlate(x, w, mode=modes[border], cval=cval, origin=tuple(int(o) for o in origins))
     else:
@@ -530,9 +543,9 @@ def user_filter(x, w, *, border="constant", cval=0.0, padding="same", origin=0, 
         out_dtype = np.dtype(out_dtype)
         if out_dtype.kind in "iu":
             if bug == "wrap_modulo":                  # scipy's uint8 output: modulo 2**bits
-                return np.rint(y).astype(np.int64).astype(out_dtype)
+                return np.rint(y.astype(np.float64)).astype(np.int64).astype(out_dtype)
             info = np.iinfo(out_dtype)
-            return np.clip(np.rint(y), info.min, info.max).astype(out_dtype)
+            return np.clip(y if exact else np.rint(y), info.min, info.max).astype(out_dtype)
         return y.astype(out_dtype)
     return y.astype(out)
 
@@ -639,7 +652,7 @@ def test_wrong_shape_fails():
     (np.ones((0, 3)), np.ones((1, 1)), {}, ValueError, r"x is empty"),
     (np.ones(3), np.ones(0), {}, ValueError, r"w is empty"),
     (np.ones(3, dtype=bool), np.ones(2), {}, TypeError, r"x has unsupported dtype bool; accepted"),
-    (np.array([1, "a"], dtype=object), np.ones(2), {}, TypeError, r"x has unsupported dtype object"),
+    (np.array([1, "a"], dtype=object), np.ones(2), {}, TypeError, r"x must hold numbers, got dtype object"),
     (np.ones(3), np.ones(2, dtype=bool), {}, TypeError, r"w has unsupported dtype bool"),
     (np.ones(3), np.ones(2), {"cval": np.nan}, ValueError, r"cval must be a finite real number"),
     (np.ones(3), np.ones(2), {"cval": np.inf}, ValueError, r"cval must be a finite"),
@@ -702,11 +715,14 @@ def test_api_algorithm_that_cannot_do_the_case(no_work, op):
 # ---------------------------------------------------------------------------------------
 
 def runnable(op, x, w, **kwargs):
-    """The candidates that can run this call here (available and supporting it)."""
+    """The candidates that can run this call here (available, supporting it, and given
+    these values: convbench.values)."""
     spec = Spec.make(op, (np.shape(x), np.shape(w)),
                      (arrays.dtype_name(x), arrays.dtype_name(w)), **kwargs)
+    found = values.facts(spec, (np.asarray(x), np.asarray(w)))
     return [c.name for c in registry.candidates(op)
-            if c.unavailable() is None and c.supports(spec) is None]
+            if c.unavailable() is None and c.supports(spec) is None
+            and values.ineligible(c, spec, found) is None]
 
 
 @pytest.mark.parametrize("op", ["correlate", "convolve"])

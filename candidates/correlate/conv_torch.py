@@ -23,6 +23,8 @@ from refimpl.pad import source_index
 LIBRARY = "torch"
 DEVICE = "cpu"
 ERROR = "direct"
+NONFINITE = True
+EXACT_INT_BITS = 24   # integer sums in float32 (integer-valued, so exact up to 2**24)
 MAX_WORK = 5e9  # multiply-adds; a 63x63 kernel on 1000x1000 (4e9) took ~16 s
 
 

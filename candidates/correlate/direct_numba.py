@@ -65,6 +65,8 @@ from refimpl.pad import source_indices
 LIBRARY = "numba"
 DEVICE = "cpu"
 ERROR = "direct"
+NONFINITE = True
+EXACT_INT_BITS = 24   # integer sums in float32 (integer-valued, so exact up to 2**24)
 
 MAX_TAPS = 1024
 TILE_ROWS = 16

@@ -37,6 +37,10 @@ def ERROR(spec):
     return "fft" if math.prod(spec.shapes[1][:2]) >= DFT_AREA else "direct"
 
 
+def EXACT_INT_BITS(spec):
+    return 0 if ERROR(spec) == "fft" else 24   # float32 sums of integers on the direct path
+
+
 def supports(spec):
     x_shape, w_shape = spec.shapes
     if len(x_shape) == 3:

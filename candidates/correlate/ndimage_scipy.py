@@ -19,6 +19,7 @@ from refimpl.pad import LIBRARY_NAMES
 LIBRARY = "scipy"
 DEVICE = "cpu"
 ERROR = "direct"
+EXACT_INT_BITS = 24   # double sums stored into the float32 result
 MAX_WORK = 2e10  # multiply-adds; about 1 GMAC/s on 2 cores
 
 

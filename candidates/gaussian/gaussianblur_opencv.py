@@ -34,6 +34,7 @@ from refimpl.pad import LIBRARY_NAMES
 LIBRARY = "cv2"
 DEVICE = "cpu"
 ERROR = "direct"
+NONFINITE = True   # no zero taps: NaN/Inf spread as in the oracle
 
 
 def _sigmas(sigma, ndim):

@@ -129,6 +129,9 @@ PIXELS_PER_THREAD = 1 << 19
 DERICHE = ((1.680, 3.735, 1.783, 0.6318), (-0.6803, -0.2598, 1.723, 1.997))
 
 
+NONFINITE = True   # placed by masks (_nonfinite_placement), not by the recursion
+
+
 def ERROR(spec):
     """Always the 'iir' model of convbench.tolerance (a function: the module contract
     lists the generic models by name)."""

@@ -64,7 +64,7 @@ class Case:
 
     @property
     def nonfinite(self) -> bool:
-        return "nonfinite" in self.data
+        return "nonfinite" in self.data or "infpair" in self.data
 
     def __str__(self) -> str:
         return self.id

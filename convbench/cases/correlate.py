@@ -56,6 +56,24 @@ def small_image_cases(op: str) -> list[Case]:
     add(image_case(op, (8, 8), (3, 3), "uint8", w_dtype="float64", border="symmetric"))
     add(image_case(op, (9, 9), (3, 3), "float64", data=("nonfinite",)))
     add(image_case(op, (9, 9), (3, 3), "float32", data=("nonfinite",), border="wrap"))
+    # IEEE special values: 0 * Inf (zero taps of 'edge'), Inf - Inf in one window, a NaN
+    # or Inf in the kernel: NaN/Inf placement must be the oracle's
+    add(image_case(op, (9, 9), (3, 3), "float32", data=("nonfinite", "edge"), border="edge"))
+    add(image_case(op, (10, 9), (5, 5), "float64", data=("infpair",), border="symmetric"))
+    add(image_case(op, (8, 8), (3, 3), "float32", data=("infpair", "sharpen"), border="reflect"))
+    add(image_case(op, (8, 7), (3, 3), "float64", data=("random", "nonfinite")))
+    # exact integers: integer image, kernel and out_dtype give the oracle's exact sums (int32
+    # above 2**24, uint32 near 2**32, int64 near 2**56, saturating where they overflow)
+    add(image_case(op, (6, 5), (3, 3), "int32", w_dtype="int32", data=("wide",),
+                   out_dtype="int32", border="edge"))
+    add(image_case(op, (8, 8), (3, 3), "int32", w_dtype="int32", data=("random", "edge"),
+                   out_dtype="int64"))
+    add(image_case(op, (7, 6), (2, 2), "uint32", w_dtype="uint8", data=("wide", "ones"),
+                   out_dtype="uint32", border="wrap"))
+    add(image_case(op, (5, 6), (1, 3), "int64", w_dtype="int64", data=("wide", "ones"),
+                   out_dtype="int64", border="reflect"))
+    add(image_case(op, (9, 8), (3, 3), "int16", w_dtype="int16", data=("random", "sharpen"),
+                   out_dtype="int16", border="symmetric"))
     add(image_case(op, (16, 16, 3), (3, 3, 1), "float32", data=("astronaut", "emboss"),
                    border="symmetric"))
     return cases

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convbench import arrays as xp
+from convbench import values
 from convbench.dtypes import result_dtype
 from convbench.ops import Operation, check_cval_fits, nbytes, normalize_out_dtype
 from refimpl import correlate as ref_correlate
@@ -57,12 +58,15 @@ class ImageFilter(Operation):
         return dict(border=kw["border"], cval=kw["cval"], padding=kw["padding"], origin=kw["origin"])
 
     def oracle(self, spec, arrays):
+        """float64, or the exact integers (out_dtype applied) of an exact-integer call."""
         fn = ref_correlate.convolve if self.convolve else ref_correlate.correlate
-        return fn(*arrays, **self._oracle_kwargs(spec))
+        out_dtype = spec.kwargs["out_dtype"] if values.exact_integer(spec) else None
+        return fn(*arrays, out_dtype=out_dtype, **self._oracle_kwargs(spec))
 
     def oracle_at(self, spec, arrays, index):
+        out_dtype = spec.kwargs["out_dtype"] if values.exact_integer(spec) else None
         return ref_correlate.correlate_at(*arrays, index, convolve=self.convolve,
-                                          **self._oracle_kwargs(spec))
+                                          out_dtype=out_dtype, **self._oracle_kwargs(spec))
 
     def terms(self, spec):
         return math.prod(spec.shapes[1])
