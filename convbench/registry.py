@@ -70,6 +70,10 @@ PEERS = frozenset({"ndimage_scipy", "filter2d_opencv", "conv_torch", "oaconvolve
 # op -> the op whose candidates it also runs (through Operation.correlate_call)
 REUSED = {"convolve": "correlate", "gaussian": "correlate"}
 
+# A user's function declaring one of these error models is verified on NaN/Inf values and
+# exact integer sums too (the others transform their inputs, which spreads NaN and rounds).
+USER_SUM_MODELS = ("direct", "exact", "tf32")
+
 # Which pip package provides each LIBRARY, for the "unavailable" reason.
 PIP_NAMES = {"cv2": "opencv-python-headless", "torch": "torch==2.13.0", "scipy": "scipy",
              "cupy": "cupy-cuda12x", "numba": "numba", "triton": "triton", "ducc0": "ducc0"}
@@ -126,16 +130,17 @@ class Candidate:
     @property
     def nonfinite(self) -> bool:
         """NaN/Inf placed as the oracle places them (NONFINITE). A user's function is held
-        to it by verification, unless it declares the 'fft' model (FFTs spread them)."""
+        to it by verification when it declares a direct sum's model ('fft', 'winograd' and
+        'iir' transforms spread them)."""
         if self.module_path is None:
-            return self.error != "fft"
+            return self.error in USER_SUM_MODELS
         return getattr(self.module, "NONFINITE", False)
 
     def exact_int_bits(self, spec) -> int:
         """Integer sums bounded by 2**bits are exact (EXACT_INT_BITS; 0: never exact). A
-        user's function is held to exact integers, unless it declares the 'fft' model."""
+        user's function is held to exact integers when it declares a direct sum's model."""
         if self.module_path is None:
-            return 0 if self.error == "fft" else 64
+            return 64 if self.error in USER_SUM_MODELS else 0
         bits = getattr(self.module, "EXACT_INT_BITS", 0)
         if callable(bits):
             return bits(spec.operation.as_correlate(spec) if self.reused_from else spec)

@@ -215,13 +215,20 @@ def _check_dy(dy, layer: _Layer) -> np.ndarray:
 
 
 def _exact_sum(terms, extra=0.0):
-    """The correctly rounded sum of ``terms`` and ``extra`` (real and imaginary parts apart)."""
+    """The correctly rounded sum of ``terms`` and ``extra`` (real and imaginary parts apart);
+    with a NaN or an infinity among them, IEEE's answer (NaN, or Inf - Inf = NaN).
+
+    >>> _exact_sum([1e16, 1.0, -1e16]), _exact_sum([np.inf, 1.0]), _exact_sum([np.inf, -np.inf])
+    (1.0, inf, nan)
+    """
     terms = np.asarray(terms).ravel()
     if np.iscomplexobj(terms) or isinstance(extra, complex):
-        re = math.fsum(terms.real.tolist() + [complex(extra).real])
-        im = math.fsum(terms.imag.tolist() + [complex(extra).imag])
-        return complex(re, im)
-    return math.fsum(terms.tolist() + [float(extra)])
+        return complex(_exact_sum(terms.real, complex(extra).real),
+                       _exact_sum(terms.imag, complex(extra).imag))
+    values = terms.tolist() + [float(extra)]
+    if not all(math.isfinite(v) for v in values):
+        return float(np.sum(values))
+    return math.fsum(values)
 
 
 def _result_dtype(*arrays) -> type:

@@ -33,6 +33,7 @@ from refimpl.pad import source_index
 LIBRARY = "torch"
 DEVICE = "cpu"
 ERROR = "direct"
+NONFINITE = True   # every product summed: NaN/Inf land as in the oracle
 
 _OPS = ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight", "conv_grad_bias",
         "conv_relu")

@@ -25,6 +25,7 @@ LIBRARY = "torch"
 DEVICE = "gpu"
 ERROR = _portable.ERROR
 supports = _portable.supports
+NONFINITE = _portable.NONFINITE
 
 
 def to_native(a):

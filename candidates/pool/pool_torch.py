@@ -51,6 +51,8 @@ def _padding_only_window(shape, kw) -> bool:
     return False
 
 
+NONFINITE = True   # NaN/Inf in a window: the oracle's max, mean or p-norm of it
+
 def supports(spec):
     kw = spec.kwargs
     if spec.op == "max_pool_grad" and _padding_only_window(spec.shapes[-1], kw):

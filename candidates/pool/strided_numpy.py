@@ -46,6 +46,8 @@ def ERROR(spec):
     return "direct"
 
 
+NONFINITE = True   # NaN/Inf in a window: the oracle's max, mean or p-norm of it
+
 def supports(spec):
     return None
 

@@ -91,6 +91,10 @@ def _geometry_cases(op):
     add((1, 2, 5, 4, 4), (2, 1, 3, 3, 3), "float32", groups=2, stride=2, padding="same")
     add((1, 2, 5, 5, 5), (2, 2, 2, 2, 2), "float64", dilation=2)
     add((1, 2, 4, 4, 4), (2, 2, 3, 3, 3), "float16", padding=1)
+    # NaN and Inf in the activations (0 * Inf, Inf - Inf): placed as IEEE sums place them
+    add((2, 3, 6, 5), (4, 3, 3, 3), "float64", bias=bias, padding=1, data=("nonfinite",))
+    add((1, 2, 7, 7), (3, 2, 3, 3), "float32", padding="same", stride=2, border="reflect",
+        data=("infpair",))
     return c
 
 
@@ -136,6 +140,7 @@ def small_transpose_cases(op="conv_transpose"):
     add((1, 2, 2, 3, 2), (2, 2, 2, 2, 3), "float64", bias=True, groups=2, stride=(2, 1, 2),
         padding=(0, 1, 1), output_padding=(1, 0, 0))
     add((1, 2, 3, 3, 3), (2, 2, 2, 2, 2), "float16", stride=2)
+    add((1, 2, 5, 4), (2, 3, 3, 3), "float64", bias=True, stride=2, data=("nonfinite",))
     return c
 
 
@@ -147,7 +152,7 @@ def small_bias_cases(op="conv_grad_bias"):
         ((2, 3, 6, 6), "float16", False),
         ((1, 2, 3, 4, 3), "float64", False),
         ((1, 1, 1), "float64", False),
-    )]
+    )] + [make_case(op, [(2, 3, 5, 5)], "float64", data=("nonfinite",))]
 
 
 # ---------------------------------------------------------------------------------------
