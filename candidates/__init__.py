@@ -14,8 +14,8 @@ A candidate module defines (and imports its own library lazily, inside functions
     NONFINITE (optional, False)       True when NaN/Inf in x or w land where the oracle's
                                       IEEE sum puts them (0 * Inf = NaN: every tap applied)
     EXACT_INT_BITS (optional, 0)      integer image and kernel with an integer out_dtype:
-                                      exact while every partial sum stays within 2**bits
-                                      (24: float32 sums, 53: float64, 62: int64), or a
+                                      exact while every partial sum stays below 2**bits
+                                      (24: float32 sums, 53: float64, 63: int64), or a
                                       function spec -> bits
 
 A candidate is never given values it does not declare (convbench.values); verification

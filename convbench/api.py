@@ -49,7 +49,7 @@ def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | N
         candidate = choose(spec, _choice_library(lib, present[0]), arrays=present,
                            accuracy=accuracy, found=found)
     else:
-        candidate = registry.get(op, algorithm)
+        candidate = _named_candidate(op, algorithm)
         reason = (candidate.unavailable() or candidate.supports(spec)
                   or values.ineligible(candidate, spec, found))
         if reason:
@@ -61,6 +61,26 @@ def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | N
         native = tuple(candidate.to_native(xp.to_numpy(a)) for a in present)
         out = spec.operation.call(candidate.function(), native, spec)
     return _to_caller(out, lib, present[0])
+
+
+def _named_candidate(op: str, algorithm):
+    if not isinstance(algorithm, str):
+        raise TypeError(f"algorithm must be a candidate name (a str, see `convbench list`) or "
+                        f"None, got {algorithm!r}")
+    try:
+        return registry.get(op, algorithm)
+    except ValueError as exc:
+        raise ValueError(f"algorithm={algorithm!r}: {exc}") from None
+
+
+def _shape_argument(value, name: str) -> tuple:
+    """input_shape / weight_shape: a sequence of non-negative ints, named when it is not."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a tuple of ints (the forward array's shape), got {value!r}")
+    value = tuple(value)
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in value):
+        raise TypeError(f"{name} must be a tuple of non-negative ints, got {value!r}")
+    return tuple(int(n) for n in value)
 
 
 def _refuse_nonfinite_into_integers(spec, found) -> None:
@@ -146,7 +166,7 @@ def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
                     border="constant", cval=0.0, algorithm=None):
     """Gradient of sum(conv(x, w) * dy) with respect to x (border gradients folded back)."""
     return apply("conv_grad_input", (dy, w), ("dy", "w"),
-                 dict(input_shape=tuple(input_shape), stride=stride, padding=padding,
+                 dict(input_shape=_shape_argument(input_shape, "input_shape"), stride=stride, padding=padding,
                       dilation=dilation, groups=groups, border=border, cval=cval), algorithm)
 
 
@@ -154,7 +174,7 @@ def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, gr
                      border="constant", cval=0.0, algorithm=None):
     """Gradient of sum(conv(x, w) * dy) with respect to w."""
     return apply("conv_grad_weight", (x, dy), ("x", "dy"),
-                 dict(weight_shape=tuple(weight_shape), stride=stride, padding=padding,
+                 dict(weight_shape=_shape_argument(weight_shape, "weight_shape"), stride=stride, padding=padding,
                       dilation=dilation, groups=groups, border=border, cval=cval), algorithm)
 
 

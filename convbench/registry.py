@@ -252,4 +252,8 @@ def get(op: str, name: str) -> Candidate:
 def user_candidate(op: str, fn: Callable, error: str = "direct", name: str | None = None) -> Candidate:
     if not callable(fn):
         raise TypeError(f"fn must be callable with the {op} signature, got {type(fn).__name__}")
+    from convbench.tolerance import MODELS
+
+    if not callable(error) and error not in MODELS:
+        raise ValueError(f"error must be one of the error models {MODELS}, got {error!r}")
     return Candidate(op, name or getattr(fn, "__name__", "user_fn"), fn=fn, error=error)

@@ -24,7 +24,7 @@ Algorithms meet it in three ways:
 * candidates declare what they do with special values (module constants, read through
   convbench.registry.Candidate): ``NONFINITE = True`` when NaN/Inf propagate as in the
   oracle (verification holds them to it), and ``EXACT_INT_BITS`` = b when integer sums
-  whose every partial sum stays within 2**b are exact (24: float32 accumulation, 53:
+  whose every partial sum stays below 2**b are exact (24: float32 accumulation, 53:
   float64, 63: int64). A candidate is never given values it does not declare.
 
 ``accuracy="normwise"`` lets a caller take any verified algorithm under its own stated
@@ -106,7 +106,7 @@ def ineligible(candidate, spec, found: Facts, accuracy: str = "normwise") -> str
         return "the arrays hold NaN or Inf, whose placement this algorithm does not reproduce"
     if found.int_bound is not None:
         bits = candidate.exact_int_bits(spec)
-        if found.int_bound > 2**bits:
+        if found.int_bound >= 2**bits:
             return (f"integer sums up to {found.int_bound:.3g} are not exact in its "
                     f"accumulator ({bits} bits)")
     model = candidate.error_model(spec)

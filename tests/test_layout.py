@@ -222,7 +222,7 @@ def test_candidate_contract(path, ops):
     assert list(inspect.signature(module.supports).parameters) == ["spec"]
     assert isinstance(getattr(module, "NONFINITE", False), bool)
     bits = getattr(module, "EXACT_INT_BITS", 0)
-    assert callable(bits) or (isinstance(bits, int) and 0 <= bits <= 62), (path, bits)
+    assert callable(bits) or (isinstance(bits, int) and 0 <= bits <= 63), (path, bits)
     for op in ops:
         fn = getattr(module, op, None)
         assert callable(fn), f"{path} is registered for {op} but defines no function {op}()"

@@ -10,7 +10,7 @@
 # Applies: every case (N-D, every border, padding wider than the image via numpy.pad).
 # Numerics: accumulates in the result dtype (float32 for float16/integer images), one
 # rounding per tap: the 'direct' bound, gamma_K. Integer image, integer kernel and integer
-# out_dtype: int64 sums, exact while every partial sum stays within 2**62. Every tap is
+# out_dtype: int64 sums, exact while every partial sum stays below 2**63. Every tap is
 # applied when the image holds NaN/Inf (0 * Inf is NaN, as in the oracle).
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ LIBRARY = "numpy"
 DEVICE = "cpu"
 ERROR = "direct"
 NONFINITE = True
-EXACT_INT_BITS = 62
+EXACT_INT_BITS = 63
 MAX_WORK = 2e10  # multiply-adds; one pass per tap: about 1 GMAC/s on 2 cores
 
 
