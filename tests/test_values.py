@@ -5,7 +5,6 @@ a NaN is NaN) or come from the float64 oracle / scipy.ndimage, never from convbe
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from scipy import ndimage
