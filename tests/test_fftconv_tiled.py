@@ -12,7 +12,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from convbench import registry
+from convbench import registry, values
 from convbench.cases import make_case, suite
 from convbench.spec import Spec
 from convbench.verification import verify_candidates
@@ -50,8 +50,11 @@ def check(op, name, cases):
 @pytest.mark.parametrize("op", ["correlate", "convolve"])
 @pytest.mark.parametrize("name", ["fft_tiled_scipy", "fftconvolve_scipy"])
 def test_small_suite(threads, op, name):
-    report = check(op, name, suite("small", op))
-    assert sum(r.status == "pass" for r in report.rows) >= len(report.rows) - 2
+    cases = {c.id: c for c in suite("small", op)}
+    report = check(op, name, list(cases.values()))
+    # every case runs but those whose values an FFT cannot serve (convbench.values)
+    assert all(cases[r.case].nonfinite or values.exact_integer(cases[r.case].spec)
+               for r in report.rows if r.status != "pass")
 
 
 @pytest.mark.parametrize("op", ["correlate", "convolve"])
@@ -77,7 +80,7 @@ def tile_cases(op):
             make_case(op, ((300,), (9,)), "float64", border=border, cval=-1.0),    # 1-D
             make_case(op, ((3,), (40,)), "float32", border=border),               # wider padding
             make_case(op, ((18, 20, 5), (3, 4, 2)), "float32", border=border),    # 3-D
-            make_case(op, ((40, 35), (3, 3)), "uint8", data=("camera", "sharpen"),
+            make_case(op, ((40, 35), (3, 3)), ("uint8", "float32"), data=("camera", "sharpen"),
                       border=border, out_dtype="uint8"),
             make_case(op, ((33, 34), (5, 5)), "float16", border=border),
         ]
@@ -85,8 +88,8 @@ def tile_cases(op):
         make_case(op, ((45, 50), (4, 5)), "float32", padding="valid"),
         make_case(op, ((45, 50), (4, 5)), "float32", padding="full", border="wrap"),
         make_case(op, ((40, 36), (5, 3)), "float32", border="reflect", strided=True),
-        make_case(op, ((40, 40), (3, 3)), "int16", data=("random", "edge"), border="wrap",
-                  out_dtype="int16"),
+        make_case(op, ((40, 40), (3, 3)), ("int16", "float32"), data=("random", "edge"),
+                  border="wrap", out_dtype="int16"),
     ]
     return cases
 

@@ -81,7 +81,7 @@ class TestSpec:
 
     def test_ids_readable(self):
         short = {"float16": "f16", "float32": "f32", "float64": "f64", "uint8": "u8",
-                 "uint16": "u16", "int16": "i16"}
+                 "uint16": "u16", "uint32": "u32", "int16": "i16", "int32": "i32", "int64": "i64"}
         for case in suite("small"):
             spec = case.spec
             cid = spec.id

@@ -52,6 +52,8 @@ from refimpl.geometry import image_padding
 LIBRARY = "triton"
 DEVICE = "gpu"
 ERROR = "direct"
+NONFINITE = True      # every tap applied in IEEE arithmetic (verified under the interpreter)
+EXACT_INT_BITS = 24   # integer images are summed in float32
 
 BORDER_CODES = {"constant": 0, "edge": 1, "symmetric": 2, "reflect": 3, "wrap": 4}
 

@@ -14,7 +14,8 @@ import numpy as np
 from convbench.dtypes import result_dtype
 
 _SHORT_DTYPE = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64",
-                "uint8": "u8", "uint16": "u16", "int16": "i16", "int32": "i32",
+                "uint8": "u8", "uint16": "u16", "uint32": "u32", "int8": "i8", "int16": "i16",
+                "int32": "i32", "int64": "i64",
                 "complex64": "c64", "complex128": "c128"}
 
 
