@@ -5,6 +5,7 @@ import contextlib
 import os
 import platform
 import sys
+import time
 
 import candidates.runtime
 
@@ -113,8 +114,20 @@ def metadata(n_threads: int | None = None) -> dict:
     }
 
 
+_MEMINFO_MAX_AGE_S = 0.1      # a library call's refusal check must not read /proc each time
+_meminfo = {"at": -1.0, "value": None}
+
+
 def available_memory() -> int | None:
-    """Bytes the kernel says a new allocation can get without swapping."""
+    """Bytes the kernel says a new allocation can get without swapping (read at most every
+    0.1 s)."""
+    now = time.monotonic()
+    if now - _meminfo["at"] > _MEMINFO_MAX_AGE_S:
+        _meminfo.update(at=now, value=_read_available_memory())
+    return _meminfo["value"]
+
+
+def _read_available_memory() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
