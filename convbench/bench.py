@@ -2,20 +2,24 @@
 
 Per case: every candidate is checked against the oracle (its first call doubles as a
 warm-up); only those that pass are timed, interleaved, and compared as ratios to the
-fastest in the same run. A timing is never reported for a wrong result.
+fastest in the same run. A timing is never reported for a wrong result. The measuring is
+convbench.runner's, by default in a worker process with a per-call timeout (``isolate``,
+``timeout``): a candidate that crashes, hangs or exits fails its own row. A case whose
+inputs need a missing optional package (scikit-image's photographs) has its rows
+"unavailable"; the other cases run.
 """
 from __future__ import annotations
 
 import math
-import time
 
+from convbench import runner
 from convbench import verification as v
 from convbench.cases import Case, estimate_bytes
 from convbench.machine import available_memory
 from convbench.registry import Candidate
-from convbench.timing import QUICK, Protocol, measure
+from convbench.timing import QUICK, Protocol
 
-SLOW_CALL_S = 10.0   # a single call slower than this is reported, not sampled 7 times
+SLOW_CALL_S = runner.SLOW_CALL_S   # a single call slower than this is reported, not sampled
 
 
 def _row(case: Case, candidate: Candidate, status: str, detail: str = "", **extra) -> dict:
@@ -39,76 +43,42 @@ def memory_refusal(case: Case, factor: float = 4.0) -> str | None:
 
 
 def run_case(case: Case, candidates: list[Candidate], protocol: Protocol = QUICK,
-             slow_call_s: float = SLOW_CALL_S) -> list[dict]:
-    rows, timed = [], {}
-    refusal = memory_refusal(case)
-    for candidate in candidates:
-        if candidate.op != case.spec.op:
-            continue
-        if refusal:
-            rows.append(_row(case, candidate, "refused", refusal))
-            continue
+             slow_call_s: float = SLOW_CALL_S, *, isolate: bool = True,
+             timeout: float | None = None) -> list[dict]:
+    return run([case], candidates, protocol, slow_call_s=slow_call_s, isolate=isolate,
+               timeout=timeout)
+
+
+def _plan(case: Case, candidates: list[Candidate]) -> tuple[list[dict | Candidate], bool]:
+    """Per candidate of the case's op: its row when it is not run (refused, skipped, ...),
+    else the candidate itself; and whether the inputs could be built."""
+    mine = [c for c in candidates if c.op == case.spec.op]
+    refusal = memory_refusal(case) if mine else None
+    if refusal:
+        return [_row(case, c, "refused", refusal) for c in mine], False
+    plan = []
+    for candidate in mine:
         skip = v.skip_reason(candidate, case)
-        if skip:
-            rows.append(_row(case, candidate, *skip))
-            continue
-        try:
-            native = v.native_inputs(candidate, case)
-            fn, spec = candidate.function(), case.spec
-            started = time.perf_counter()
-            with v.time_limit(v.CALL_TIMEOUT_S):
-                out = v.call(candidate, case, native)
-            first_call = time.perf_counter() - started
-            check = v.check_output(candidate, case, out)
-            # --- GPU candidates: transfers timed apart from the kernel (convbench/gpu.py) ---
-            transfers = {}
-            if candidate.device == "gpu" and check.status == "pass":
-                from convbench import gpu
+        plan.append(_row(case, candidate, *skip) if skip else candidate)
+    problem = runner.inputs_problem(case) if any(isinstance(p, Candidate) for p in plan) else None
+    if problem:
+        plan = [_row(case, p, *problem) if isinstance(p, Candidate) else p for p in plan]
+    return plan, problem is None
 
-                transfers = gpu.transfers(candidate, case, out)
-            # --- end GPU ---
-            del out
-        except Exception as exc:
-            rows.append(_row(case, candidate, "error", f"{type(exc).__name__}: {exc}"))
-            continue
-        row = _row(case, candidate, check.status, check.detail, worst=check.worst,
-                   checked=check.checked, error_model=check.error_model, **transfers)
-        rows.append(row)
-        if check.status != "pass":
-            continue
-        # a first call may compile (numba, Triton), autotune (cudnn.benchmark) or plan
-        # (cuFFT): the slow rule reads a second call
-        if first_call > slow_call_s:
-            started = time.perf_counter()
-            with v.time_limit(v.CALL_TIMEOUT_S):
-                v.call(candidate, case, native)
-            first_call = time.perf_counter() - started
-        if first_call > slow_call_s:
-            row["status"] = "slow"
-            row["detail"] = f"one call took {first_call:.1f} s (> {slow_call_s:g} s): not sampled"
-            row["min"] = first_call
-            continue
-        timed[candidate.name] = (row, _bind(candidate, case, fn, native, spec))
-    if timed:
-        # --- GPU candidates: device events (convbench/gpu.py); the others: convbench.timing ---
-        on_gpu = {name: call for name, (_, call) in timed.items()
-                  if not callable(call)}                # a gpu.Bound (see _bind)
-        timings = measure({name: call for name, (_, call) in timed.items()
-                           if name not in on_gpu}, protocol)
-        if on_gpu:
-            from convbench import gpu
 
-            timings.update(gpu.measure(on_gpu, protocol))
-        # --- end GPU ---
-        fastest = min(t.median for t in timings.values())
-        for name, (row, _) in timed.items():
-            t = timings[name]
-            row.update(median=t.median, iqr=t.iqr, min=t.min, loops=t.loops, samples=t.samples,
-                       ratio=t.median / fastest)
-            if hasattr(t, "extra"):
-                row.update(t.extra())
-    _mark_default(case, rows)
-    return rows
+def _outcome_row(case: Case, candidate: Candidate, o: runner.Outcome, slow_call_s: float) -> dict:
+    check = {} if o.row is None else dict(worst=o.row.worst, checked=o.row.checked,
+                                          error_model=o.row.error_model)
+    row = _row(case, candidate, o.status, o.detail, **check, **o.transfers)
+    if o.status == "slow":
+        row["detail"] = f"one call took {o.first_call:.1f} s (> {slow_call_s:g} s): not sampled"
+        row["min"] = o.first_call
+    if o.timing is not None:
+        t = o.timing
+        row.update(median=t.median, iqr=t.iqr, min=t.min, loops=t.loops, samples=t.samples)
+        if hasattr(t, "extra"):
+            row.update(t.extra())
+    return row
 
 
 def _mark_default(case: Case, rows: list[dict]) -> None:
@@ -143,24 +113,34 @@ def default_vs_peers(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _bind(candidate, case, fn, native, spec):
-    op = spec.operation
-
-    if candidate.device == "gpu":   # a gpu.Bound: timed with device events (convbench/gpu.py)
-        from convbench import gpu
-
-        return gpu.bind(candidate, case, native)
-
-    def call():
-        return op.call(fn, native, spec)
-    return call
-
-
 def run(cases: list[Case], candidates: list[Candidate], protocol: Protocol = QUICK,
-        progress=None, slow_call_s: float = SLOW_CALL_S) -> list[dict]:
-    rows = []
-    for case in cases:
-        rows.extend(run_case(case, candidates, protocol, slow_call_s))
+        progress=None, slow_call_s: float = SLOW_CALL_S, *, isolate: bool = True,
+        timeout: float | None = None) -> list[dict]:
+    """The rows of every case (convbench.runner: verify, then time the passing ones).
+    Ctrl-C raises runner.Stopped whose ``rows`` are those of the completed cases."""
+    plans = [_plan(case, candidates) for case in cases]
+    rows: list[dict] = []
+
+    def case_done(k, outcomes):
+        case, (plan, inputs_ok) = cases[k], plans[k]
+        runs = iter(zip([p for p in plan if isinstance(p, Candidate)], outcomes))
+        mine = [p if isinstance(p, dict) else _outcome_row(case, *next(runs), slow_call_s)
+                for p in plan]
+        medians = [r["median"] for r in mine if not math.isnan(r["median"])]
+        for r in mine:
+            if not math.isnan(r["median"]):
+                r["ratio"] = r["median"] / min(medians)
+        if inputs_ok:
+            _mark_default(case, mine)
+        rows.extend(mine)
         if progress:
             progress(case.id)
+
+    settings = runner.Settings(protocol, slow_call_s, timeout=timeout)
+    lists = [[p for p in plan if isinstance(p, Candidate)] for plan, _ in plans]
+    try:
+        runner.run_cases(cases, lists, settings, isolate=isolate, on_case_done=case_done)
+    except runner.Stopped as exc:
+        exc.rows = rows
+        raise
     return rows

@@ -1,4 +1,14 @@
-"""convbench's command line: list, verify, bench, run, tune, report, gate."""
+"""convbench's command line: list, verify, bench, run, tune, report, gate.
+
+Exit codes: 0 success; 1 a candidate failed verification or crashed; 3 usage error;
+130 stopped by Ctrl-C (verify, bench, run, tune: the rows completed so far are printed, and
+bench/run save them to the run file). The gate has its own codes (0/1/2/3; Ctrl-C is 3).
+
+bench, run, tune and gate measure every candidate in a worker process (``--no-isolate``
+runs them in this one): a candidate that crashes, exits or runs longer than ``--timeout``
+seconds per call (default 300) fails its own row and the run goes on. verify runs in this
+process unless ``--isolate``.
+"""
 from __future__ import annotations
 
 import os
@@ -10,7 +20,33 @@ import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C after the completed rows were printed (and saved): exit 130."""
+
+
+def _timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise argparse.ArgumentTypeError(f"--timeout takes a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def _isolation(sp, default_on: bool) -> None:
+    sp.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
+                    help="seconds one candidate call may take (default 300)")
+    if default_on:
+        sp.add_argument("--no-isolate", action="store_true",
+                        help="run candidates in this process (default: a worker process, so a "
+                             "crash or hang fails only its row)")
+    else:
+        sp.add_argument("--isolate", action="store_true",
+                        help="run candidates in a worker process: a crash or hang fails only its row")
 
 
 def _split(values):
@@ -87,7 +123,8 @@ def cmd_verify(args) -> int:
         raise ValueError(f"no cases in suite {args.cases!r} for ops {ops} with filter {args.filter}")
     progress = Progress(len(cases), "verify")
     started = time.perf_counter()
-    report = verify_candidates(candidates, cases, progress)
+    report = verify_candidates(candidates, cases, progress, timeout=args.timeout,
+                               isolate=args.isolate)
     progress.close()
     if args.all_rows:
         from convbench.table import format_table
@@ -161,8 +198,13 @@ def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
         raise ValueError(f"no cases in suite {suite_name!r} for ops {ops}")
     protocol = FULL if getattr(args, "protocol", "quick") == "full" else QUICK
     progress = Progress(len(cases), suite_name)
+    interrupted = False
     with machine.threads(args.threads) as n:
-        rows = bench.run(cases, candidates, protocol, progress)
+        try:
+            rows = bench.run(cases, candidates, protocol, progress, isolate=not args.no_isolate,
+                             timeout=args.timeout)
+        except KeyboardInterrupt as exc:   # runner.Stopped: the completed cases' rows
+            rows, interrupted = getattr(exc, "rows", []), True
     progress.close()
     if getattr(args, "memory", False):
         _probe_memory(rows, suite_name, n)
@@ -176,6 +218,8 @@ def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
                                 protocol=vars(protocol), command=" ".join(["convbench"] + args.argv),
                                 directory=args.results_dir)
         print(f"saved {path}")
+    if interrupted:
+        raise Interrupted(f"stopped by Ctrl-C after {len(rows)} rows")
     failed = [r for r in rows if r["status"] in ("FAIL", "error")]
     return rows, EXIT_FAIL if failed else EXIT_OK
 
@@ -205,7 +249,8 @@ def cmd_run(args) -> int:
     candidates = _candidates(args, ops)
     cases = _select_cases("small", ops, None)
     progress = Progress(len(cases), "verify")
-    report = verify_candidates(candidates, cases, progress)
+    report = verify_candidates(candidates, cases, progress, timeout=args.timeout,
+                               isolate=not args.no_isolate)
     progress.close()
     print(f"verification on {len(cases)} small cases: {report.summary()}")
     if report.failures:
@@ -236,7 +281,7 @@ def cmd_tune(args) -> int:
                            ops=_split(args.op) or tune.TUNED_OPS, threads=args.threads,
                            protocol=FULL if args.protocol == "full" else QUICK,
                            case_filter=_split(args.filter), skip_large=args.skip_large,
-                           progress=progress)
+                           progress=progress, isolate=not args.no_isolate, timeout=args.timeout)
     progress.close()
     print(bench_table(rows))
     print(f"choice table for {len(cases)} cases written to {path}")
@@ -277,6 +322,7 @@ def parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--cases", default="small", help="suite whose cases to check (default small)")
     sp.add_argument("--all-rows", action="store_true", help="print every row, not only failures")
+    _isolation(sp, default_on=False)
     sp.set_defaults(func=cmd_verify)
 
     for name, fn, help_text in (("bench", cmd_bench, "verify and time a suite"),
@@ -292,6 +338,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--memory", action="store_true",
                         help="also measure each verified candidate's peak extra memory (a process per row)")
         sp.add_argument("--results-dir", default=None, help="where run files go (default results/runs)")
+        _isolation(sp, default_on=True)
         sp.set_defaults(func=fn)
 
     sp = sub.add_parser("tune", help="measure the default-choice table on this machine")
@@ -302,6 +349,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, default=None)
     sp.add_argument("--protocol", choices=("quick", "full"), default="quick")
     sp.add_argument("--output", default=None, help="table path (default: the user cache, see convbench.choose)")
+    _isolation(sp, default_on=True)
     sp.set_defaults(func=cmd_tune)
 
     sp = sub.add_parser("report", help="plots and tables from run files (results/report/)")
@@ -327,6 +375,18 @@ def main(argv=None) -> int:
     args.argv = argv
     try:
         return args.func(args)
+    except KeyboardInterrupt as exc:
+        if args.command == "gate":
+            from convbench import gate
+
+            print(f"convbench gate: ERROR (exit {gate.EXIT_HARNESS}): stopped by Ctrl-C", file=sys.stderr)
+            return gate.EXIT_HARNESS
+        report = getattr(exc, "report", None)
+        if report is not None and report.rows:
+            print(report)
+        message = str(exc) if isinstance(exc, Interrupted) else "stopped by Ctrl-C"
+        print(f"convbench {args.command}: {message} (exit {EXIT_INTERRUPTED})", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ValueError, TypeError) as exc:
         print(f"convbench {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE

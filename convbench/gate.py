@@ -211,63 +211,63 @@ class Entry:
 
 def measure_suite(cases, candidate_names=None, samples: int = DEFAULT_SAMPLES,
                   sample_s: float = DEFAULT_SAMPLE_S, slow_call_s: float = SLOW_CALL_S,
-                  progress=None) -> list[Entry]:
+                  progress=None, *, isolate: bool = True, timeout: float | None = None) -> list[Entry]:
     """Verify every candidate on every case, then time the passing ones interleaved with
     the reference workload (a candidate whose one call takes longer than ``slow_call_s`` is
-    verified but not timed: it would stretch the gate past its budget)."""
-    from convbench import registry
+    verified but not timed: it would stretch the gate past its budget). The measuring is
+    convbench.runner's: by default in a worker process, so a candidate that crashes, hangs
+    past ``timeout`` seconds or exits fails its own entry ("error") and the gate goes on.
+    Ctrl-C raises runner.Stopped whose ``entries`` are those of the completed cases."""
+    from convbench import registry, runner
     from convbench import verification as v
-    from convbench.bench import _bind
-    from convbench.timing import Protocol, measure
+    from convbench.timing import Protocol
 
     protocol = Protocol(warmup_s=0.05, sample_s=sample_s, samples=samples)
-    reference = reference_workload()
-    entries = []
+    entries, lists, plans = [], [], []
     for case in cases:
-        op = case.spec.op
-        candidates = [c for c in registry.candidates(op)
-                      if not candidate_names or c.name in candidate_names]
-        timed = {}
-        for candidate in candidates:
+        plan = []
+        for candidate in registry.candidates(case.spec.op):
+            if candidate_names and candidate.name not in candidate_names:
+                continue
             skip = v.skip_reason(candidate, case)
-            if skip:
-                entries.append(Entry(op, case.id, candidate.name, skip[0], skip[1]))
-                continue
-            try:
-                native = v.native_inputs(candidate, case)
-                started = time.perf_counter()
-                with v.time_limit(v.CALL_TIMEOUT_S):
-                    out = v.call(candidate, case, native)
-                first_call = time.perf_counter() - started
-                row = v.check_output(candidate, case, out)
-                del out
-                if row.status == "pass" and first_call > slow_call_s:  # a JIT's first call?
-                    started = time.perf_counter()
-                    v.call(candidate, case, native)
-                    first_call = time.perf_counter() - started
-            except Exception as exc:  # a crashing candidate fails its own row
-                entries.append(Entry(op, case.id, candidate.name, "error",
-                                     f"{type(exc).__name__}: {exc}"))
-                continue
-            entry = Entry(op, case.id, candidate.name, row.status, row.detail)
-            entries.append(entry)
-            if row.status == "pass" and first_call > slow_call_s:
-                entry.status = "slow"
-                entry.detail = (f"verified; one call took {first_call:.2f} s (> {slow_call_s:g} s): "
-                                "not timed by the gate")
-            elif row.status == "pass":
-                timed[candidate.name] = (entry, _bind(candidate, case, candidate.function(),
-                                                      native, case.spec))
-        if timed:
-            fns = {REFERENCE: reference}
-            fns.update({name: call for name, (_, call) in timed.items()})
-            timings = measure(fns, protocol)
-            for name, (entry, _) in timed.items():
-                entry.seconds = list(timings[name].samples)
-                entry.reference = list(timings[REFERENCE].samples)
+            plan.append(Entry(case.spec.op, case.id, candidate.name, *skip) if skip else candidate)
+        plans.append(plan)
+        lists.append([p for p in plan if not isinstance(p, Entry)])
+
+    def case_done(k, outcomes):
+        case, outcome = cases[k], iter(outcomes)
+        mine = [p if isinstance(p, Entry) else _entry(case, p, next(outcome)) for p in plans[k]]
+        entries.extend(mine)
+        by_case.append((k, mine))
         if progress:
             progress(case.id)
+
+    def _entry(case, candidate, o):
+        entry = Entry(case.spec.op, case.id, candidate.name, o.status, o.detail)
+        if o.status == "slow":
+            entry.detail = (f"verified; one call took {o.first_call:.2f} s (> {slow_call_s:g} s): "
+                            "not timed by the gate")
+        if o.timing is not None:
+            entry.seconds = list(o.timing.samples)
+        return entry
+
+    by_case = []
+    settings = runner.Settings(protocol, slow_call_s, timeout=timeout)
+    try:
+        results = runner.run_cases(cases, lists, settings, isolate=isolate,
+                                   extra_factory=_reference_factory, on_case_done=case_done)
+    except runner.Stopped as exc:
+        exc.entries = entries
+        raise
+    for k, mine in by_case:
+        for entry in mine:
+            if entry.seconds:
+                entry.reference = list(results[k][1][REFERENCE].samples)
     return entries
+
+
+def _reference_factory():
+    return {REFERENCE: reference_workload()}
 
 
 # -------------------------------------------------------------------- comparing
@@ -682,6 +682,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--allow-missing", action="store_true",
                         help="baseline timings that cannot be measured now (candidate unavailable, "
                              "unsupported, slow) are listed, not a harness error (exit 3)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="seconds one candidate call may take (default 300)")
+    parser.add_argument("--no-isolate", action="store_true",
+                        help="run candidates in this process (default: a worker process, so a "
+                             "crash or hang fails only its entry)")
 
 
 def run_args(args) -> int:

@@ -106,9 +106,11 @@ class ConvCase:
         skip = v.skip_reason(candidate, self.case)
         if skip:
             pytest.skip(f"{skip[0]}: {skip[1]}")
+        from convbench.runner import check
+
         native = tuple(to_native(a) if to_native else a for a in self.case.arrays())
-        out = v.call(candidate, self.case, native)
-        return v.check_output(candidate, self.case, out), native
+        row, _, _ = check(candidate, self.case, native)
+        return row, native
 
     def run(self, benchmark, fn: Callable, *, error: str = "direct", to_native=None,
             supports: Callable | None = None, name: str | None = None):

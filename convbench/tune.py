@@ -116,7 +116,8 @@ def tune_cases(suites=TUNED_SUITES, ops=TUNED_OPS, case_filter=None, skip_large=
 
 def tune(path: Path | None = None, *, suites=TUNED_SUITES, ops=TUNED_OPS, threads=None,
          protocol: Protocol = QUICK, case_filter=None, skip_large=False, progress=None,
-         slow_call_s: float = 5.0) -> tuple[Path, list[dict]]:
+         slow_call_s: float = 5.0, isolate: bool = True,
+         timeout: float | None = None) -> tuple[Path, list[dict]]:
     path = check_writable(path or user_table_path(), "choice table")
     cases = tune_cases(suites, ops, case_filter, skip_large)
     if not cases:
@@ -125,7 +126,8 @@ def tune(path: Path | None = None, *, suites=TUNED_SUITES, ops=TUNED_OPS, thread
     rows = []
     with machine.threads(threads) as n:
         for case in cases:
-            rows.extend(bench.run_case(case, registry.candidates(case.spec.op), protocol, slow_call_s))
+            rows.extend(bench.run_case(case, registry.candidates(case.spec.op), protocol,
+                                       slow_call_s, isolate=isolate, timeout=timeout))
             if progress:
                 progress(case.id)
     doc = {"schema": SCHEMA, "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -199,22 +199,10 @@ def check_output(candidate: Candidate, case: Case, out) -> Row:
                verdict["reason"], verdict["max_error"], verdict["worst"], checked, model)
 
 
-def verify_case(candidate: Candidate, case: Case, timeout: float | None = None) -> Row:
-    timeout = CALL_TIMEOUT_S if timeout is None else timeout  # read at call time
-    skip = skip_reason(candidate, case)
-    if skip:
-        return Row(case.spec.op, case.id, candidate.name, skip[0], skip[1])
-    try:
-        native = native_inputs(candidate, case)
-        with time_limit(timeout), np.errstate(all="ignore"):
-            out = call(candidate, case, native)
-    except Exception as exc:  # a crashing candidate fails its own row, not the run
-        return Row(case.spec.op, case.id, candidate.name, "error", f"{type(exc).__name__}: {exc}")
-    try:
-        return check_output(candidate, case, out)
-    except Exception as exc:
-        return Row(case.spec.op, case.id, candidate.name, "error",
-                   f"result could not be checked: {type(exc).__name__}: {exc}")
+def verify_case(candidate: Candidate, case: Case, timeout: float | None = None,
+                isolate: bool = False) -> Row:
+    """One candidate on one case (convbench.runner, verification only)."""
+    return verify_candidates([candidate], [case], timeout=timeout, isolate=isolate).rows[0]
 
 
 class Report:
@@ -265,18 +253,44 @@ class Report:
         return f"<Report {self.summary()}>"
 
 
-def verify_candidates(candidates, cases, progress=None) -> Report:
-    rows = []
+def verify_candidates(candidates, cases, progress=None, *, timeout: float | None = None,
+                      isolate: bool = False) -> Report:
+    """Every candidate on every case of its op (convbench.runner, verification only; with
+    ``isolate`` in a worker process, see there). Ctrl-C raises runner.Stopped whose
+    ``report`` holds the completed cases."""
+    from convbench import runner
+
+    cases = list(cases)
+    per_case, plans = [], []
     for case in cases:
-        for candidate in candidates:
-            if candidate.op == case.spec.op:
-                rows.append(verify_case(candidate, case))
+        mine = [(c, skip_reason(c, case)) for c in candidates if c.op == case.spec.op]
+        per_case.append(mine)
+        plans.append([c for c, skip in mine if not skip])
+    rows = []
+    settings = runner.Settings(timed=False, timeout=timeout)
+
+    def done(k, outcomes):
+        case, results = cases[k], iter(outcomes)
+        for candidate, skip in per_case[k]:
+            if skip:
+                rows.append(Row(case.spec.op, case.id, candidate.name, *skip))
+                continue
+            o = next(results)
+            rows.append(o.row if o.row is not None and o.row.status == o.status
+                        else Row(case.spec.op, case.id, candidate.name, o.status, o.detail))
         if progress:
             progress()
+
+    try:
+        runner.run_cases(cases, plans, settings, isolate=isolate, on_case_done=done)
+    except runner.Stopped as exc:
+        exc.report = Report(rows)
+        raise
     return Report(rows)
 
 
-def verify(op: str, fn, cases="small", *, error: str = "direct", name: str | None = None) -> Report:
+def verify(op: str, fn, cases="small", *, error: str = "direct", name: str | None = None,
+           timeout: float | None = None, isolate: bool = False) -> Report:
     """Check any function with ``op``'s signature on the op's case set (bring your own kernel).
 
     ``fn(x, w, *, border, cval, padding, origin[, out_dtype])`` for correlate/convolve takes
@@ -284,6 +298,12 @@ def verify(op: str, fn, cases="small", *, error: str = "direct", name: str | Non
     a list of Case. ``error`` names the error model your algorithm obeys ('direct' for any
     summation order, 'fft' for FFT-based ones). Returns a Report; ``bool(report)`` is the
     verdict, ``print(report)`` shows the failing rows.
+
+    ``timeout``: seconds one call may take (default CALL_TIMEOUT_S). ``isolate=True`` runs
+    ``fn`` in a forked worker process: a crash (abort, segfault), a hang past ``timeout``
+    or an exit then fails that case's row and the other cases still run; it costs a fork
+    and a few milliseconds a case. Without it, the timeout (SIGALRM) stops Python-level
+    work on the main thread only, and a crash ends the calling process.
     """
     from convbench.cases import suite
     from convbench.ops import get_op
@@ -293,6 +313,6 @@ def verify(op: str, fn, cases="small", *, error: str = "direct", name: str | Non
     if isinstance(cases, str):
         cases = suite(cases, op)
     started = time.perf_counter()
-    report = verify_candidates([candidate], list(cases))
+    report = verify_candidates([candidate], list(cases), timeout=timeout, isolate=isolate)
     report.seconds = time.perf_counter() - started
     return report

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -115,12 +114,20 @@ class Prepared:
         except ImportError:
             self.threads = None
         try:
+            from convbench.runner import check
+        except ImportError:  # a commit before convbench.runner: its verification steps
+            def check(candidate, case, native):
+                out = verification.call(candidate, case, native)
+                return verification.check_output(candidate, case, out), out, None
+        try:
             native = verification.native_inputs(candidate, case)
-            out = verification.call(candidate, case, native)
-            row = verification.check_output(candidate, case, out)
+            row, out, _ = check(candidate, case, native)
         except Exception as exc:
             self.close()
             _skip(f"error: {type(exc).__name__}: {exc}")
+        if row.status == "error":
+            self.close()
+            _skip(f"error: {row.detail}")
         if row.status != "pass":
             self.close()
             _skip(f"wrong result: {row.detail}")
@@ -143,52 +150,28 @@ class Prepared:
     def close(self) -> None:
         self._stack.close()
 
-    def device_seconds(self, repeats: int = DEVICE_REPEATS) -> float:
-        """Median seconds of one call between two device events (after one warm-up)."""
+    def _bound(self):
         if not self.on_gpu:
             _skip("device events time GPU candidates only")
-        if self.library == "cupy":
-            import cupy
+        try:
+            from convbench import gpu
+            from convbench.timing import Protocol
+        except ImportError as exc:
+            _skip(f"this commit lacks convbench.gpu ({exc})")
+        return gpu, gpu.bind(self.candidate, self.case, self.native), Protocol
 
-            def event():
-                return cupy.cuda.Event()
-
-            def elapsed_ms(start, end):
-                end.synchronize()
-                return cupy.cuda.get_elapsed_time(start, end)
-        else:  # torch, and triton kernels on torch tensors
-            import torch
-
-            def event():
-                return torch.cuda.Event(enable_timing=True)
-
-            def elapsed_ms(start, end):
-                end.synchronize()
-                return start.elapsed_time(end)
-        self.call()
-        times = []
-        for _ in range(repeats):
-            start, end = event(), event()
-            start.record()
-            self.call()
-            end.record()
-            times.append(elapsed_ms(start, end) / 1e3)
-        return statistics.median(times)
+    def device_seconds(self, repeats: int = DEVICE_REPEATS) -> float:
+        """Median seconds of one call between two device events (convbench.gpu's timer,
+        warm L2, one call per sample)."""
+        gpu, bound, Protocol = self._bound()
+        protocol = Protocol(warmup_s=0.0, sample_s=0.0, samples=repeats)
+        return gpu.measure({"call": bound}, protocol, flush_l2=False)["call"].median
 
     def device_peak_bytes(self) -> float:
         if not self.on_gpu:
             _skip("device memory is tracked for GPU candidates only")
-        if self.library == "cupy":
-            import cupy
-
-            pool = cupy.get_default_memory_pool()
-            self.call()
-            return float(pool.total_bytes())
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
-        self.call()
-        return float(torch.cuda.max_memory_allocated())
+        gpu, bound, _ = self._bound()
+        return gpu.peak_bytes(bound)[0]
 
 
 class _Family:
