@@ -56,14 +56,9 @@ def _plan(case: Case, candidates: list[Candidate]) -> tuple[list[dict | Candidat
     refusal = memory_refusal(case) if mine else None
     if refusal:
         return [_row(case, c, "refused", refusal) for c in mine], False
-    plan = []
-    for candidate in mine:
-        skip = v.skip_reason(candidate, case)
-        plan.append(_row(case, candidate, *skip) if skip else candidate)
-    problem = runner.inputs_problem(case) if any(isinstance(p, Candidate) for p in plan) else None
-    if problem:
-        plan = [_row(case, p, *problem) if isinstance(p, Candidate) else p for p in plan]
-    return plan, problem is None
+    reasons = runner.not_run(case, mine)
+    plan = [_row(case, c, *reason) if reason else c for c, reason in zip(mine, reasons)]
+    return plan, bool(mine) and runner.inputs_problem(case) is None
 
 
 def _outcome_row(case: Case, candidate: Candidate, o: runner.Outcome, slow_call_s: float) -> dict:

@@ -219,18 +219,15 @@ def measure_suite(cases, candidate_names=None, samples: int = DEFAULT_SAMPLES,
     past ``timeout`` seconds or exits fails its own entry ("error") and the gate goes on.
     Ctrl-C raises runner.Stopped whose ``entries`` are those of the completed cases."""
     from convbench import registry, runner
-    from convbench import verification as v
     from convbench.timing import Protocol
 
     protocol = Protocol(warmup_s=0.05, sample_s=sample_s, samples=samples)
     entries, lists, plans = [], [], []
     for case in cases:
-        plan = []
-        for candidate in registry.candidates(case.spec.op):
-            if candidate_names and candidate.name not in candidate_names:
-                continue
-            skip = v.skip_reason(candidate, case)
-            plan.append(Entry(case.spec.op, case.id, candidate.name, *skip) if skip else candidate)
+        mine = [c for c in registry.candidates(case.spec.op)
+                if not candidate_names or c.name in candidate_names]
+        plan = [Entry(case.spec.op, case.id, c.name, *skip) if skip else c
+                for c, skip in zip(mine, runner.not_run(case, mine))]
         plans.append(plan)
         lists.append([p for p in plan if not isinstance(p, Entry)])
 

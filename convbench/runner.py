@@ -70,7 +70,7 @@ class Settings:
     alarm: bool = True                  # SIGALRM timeout in the calling process (not isolated)
 
 
-class Stopped(Exception):
+class Stopped(KeyboardInterrupt):
     """Ctrl-C in the caller: the run stops; ``partial`` holds the outcomes completed."""
 
     def __init__(self, partial):
@@ -176,6 +176,13 @@ def inputs_problem(case: Case) -> tuple[str, str] | None:
     except Exception as exc:
         return "error", f"inputs could not be built: {type(exc).__name__}: {exc}"
     return None
+
+
+def not_run(case: Case, candidates) -> list[tuple[str, str] | None]:
+    """Per candidate: (status, reason) when it is not run on the case (its inputs cannot be
+    built here, or verification.skip_reason), else None."""
+    problem = inputs_problem(case) if candidates else None
+    return [problem or v.skip_reason(c, case) for c in candidates]
 
 
 def _bind(candidate: Candidate, case: Case, native):

@@ -263,7 +263,8 @@ def verify_candidates(candidates, cases, progress=None, *, timeout: float | None
     cases = list(cases)
     per_case, plans = [], []
     for case in cases:
-        mine = [(c, skip_reason(c, case)) for c in candidates if c.op == case.spec.op]
+        ops = [c for c in candidates if c.op == case.spec.op]
+        mine = list(zip(ops, runner.not_run(case, ops)))
         per_case.append(mine)
         plans.append([c for c, skip in mine if not skip])
     rows = []
