@@ -266,6 +266,8 @@ def _needs_fresh_process(candidate: Candidate) -> bool:
     if candidate.fn is not None:
         return False
     try:
+        if getattr(candidate.module, "__file__", None) is None:   # built in memory: fork only
+            return False
         return candidate.device == "gpu" or candidate.module.LIBRARY in FRESH_LIBRARIES
     except Exception:
         return False
