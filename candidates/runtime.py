@@ -22,6 +22,16 @@ _pool = {"executor": None, "workers": 0}
 _pool_lock = threading.Lock()
 
 
+def _forget_pool_in_child() -> None:
+    """A forked child inherits the pool's executor without its threads: start afresh."""
+    global _pool_lock
+    _pool.update(executor=None, workers=0)
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def run_jobs(jobs, workers: int) -> None:
     """Run the callables ``jobs`` on ``workers`` threads (the calling one included).
 

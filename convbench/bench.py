@@ -80,10 +80,11 @@ def _mark_default(case: Case, rows: list[dict]) -> None:
     """Flag the row of the candidate convbench's default choice would run for this case."""
     from convbench.choose import choose
 
-    kernel = case.arrays()[1] if case.spec.op in ("correlate", "convolve") else None
-    try:
-        name = choose(case.spec, "numpy", kernel).name
-    except ValueError:
+    from convbench.data import MissingPackage
+
+    try:   # the case's values too: the default reads them (convbench.values)
+        name = choose(case.spec, "numpy", arrays=case.arrays()).name
+    except (ValueError, MissingPackage):
         return
     for row in rows:
         row["default"] = row["candidate"] == name

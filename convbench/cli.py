@@ -27,7 +27,20 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C after the completed rows were printed (and saved): exit 130."""
 
 
-def _timeout(text: str) -> float:
+def thread_count(text: str) -> int:
+    """argparse type of --threads: a whole number >= 0 (0: every core)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--threads takes a whole number >= 0 (0: every core), "
+                                         f"got {text!r}")
+    return n
+
+
+def timeout_seconds(text: str) -> float:
+    """argparse type of --timeout: a positive, finite number of seconds."""
     try:
         seconds = float(text)
     except ValueError:
@@ -38,7 +51,7 @@ def _timeout(text: str) -> float:
 
 
 def _isolation(sp, default_on: bool) -> None:
-    sp.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
+    sp.add_argument("--timeout", type=timeout_seconds, default=None, metavar="SECONDS",
                     help="seconds one candidate call may take (default 300)")
     if default_on:
         sp.add_argument("--no-isolate", action="store_true",
@@ -195,7 +208,8 @@ def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
     candidates = _candidates(args, ops)
     cases = _select_cases(suite_name, ops, _split(args.filter))
     if not cases:
-        raise ValueError(f"no cases in suite {suite_name!r} for ops {ops}")
+        matching = f" matching --filter {_split(args.filter)}" if args.filter else ""
+        raise ValueError(f"no cases in suite {suite_name!r} for ops {ops}{matching}")
     protocol = FULL if getattr(args, "protocol", "quick") == "full" else QUICK
     progress = Progress(len(cases), suite_name)
     interrupted = False
@@ -331,7 +345,8 @@ def parser() -> argparse.ArgumentParser:
         common(sp)
         if name == "bench":
             sp.add_argument("--suite", default="quick", help="quick, seed, images, real, small")
-        sp.add_argument("--threads", type=int, default=None, help="threads for every library (default: all cores)")
+        sp.add_argument("--threads", type=thread_count, default=None,
+                        help="threads for every library (default: all cores)")
         sp.add_argument("--protocol", choices=("quick", "full"), default="quick",
                         help="quick: short samples; full: longer warm-up and 15 samples")
         sp.add_argument("--no-save", action="store_true", help="do not write results/runs/*.json")
@@ -346,7 +361,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--suite", action="append", help="suites to measure (default quick, seed, images)")
     sp.add_argument("--filter", action="append", help="only cases whose id contains this")
     sp.add_argument("--skip-large", action="store_true", help="leave out cases tagged large (seed-fft-10k)")
-    sp.add_argument("--threads", type=int, default=None)
+    sp.add_argument("--threads", type=thread_count, default=None,
+                    help="threads for every library (default: all cores)")
     sp.add_argument("--protocol", choices=("quick", "full"), default="quick")
     sp.add_argument("--output", default=None, help="table path (default: the user cache, see convbench.choose)")
     _isolation(sp, default_on=True)

@@ -519,7 +519,8 @@ def _import_libraries(cases, names) -> None:
 
 
 def confirm_slower(verdicts: list[Verdict], cases, baseline: dict, min_effect: float,
-                   alpha: float, samples: int, sample_s: float, candidates=None) -> list[Verdict]:
+                   alpha: float, samples: int, sample_s: float, candidates=None, *,
+                   isolate: bool = True, timeout: float | None = None) -> list[Verdict]:
     """Measure every case with a flagged candidate again (all its candidates, with the
     reference: the case-mates rule needs them) and keep the flag only when the new samples
     are slower by the same test. A shared machine has bursts of load that one measurement
@@ -528,7 +529,8 @@ def confirm_slower(verdicts: list[Verdict], cases, baseline: dict, min_effect: f
     flagged_cases = {vd.key.split("/", 2)[1] for vd in verdicts if vd.status == "SLOWER"}
     again = {}
     for case_id in flagged_cases:
-        entries = measure_suite([by_id[case_id]], candidates, samples=samples, sample_s=sample_s)
+        entries = measure_suite([by_id[case_id]], candidates, samples=samples, sample_s=sample_s,
+                                isolate=isolate, timeout=timeout)
         measured = {e.key: e for e in entries}
         for vd in compare(entries, baseline, min_effect, alpha):
             if vd.key in measured:
@@ -598,9 +600,11 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
         min_effect: float = DEFAULT_MIN_EFFECT, alpha: float = DEFAULT_ALPHA,
         samples: int = DEFAULT_SAMPLES, candidates=None, sample_s: float = DEFAULT_SAMPLE_S,
         threads: int | None = DEFAULT_THREADS, confirm: bool = True, allow_missing: bool = False,
-        out=None) -> int:
+        isolate: bool = True, timeout: float | None = None, out=None) -> int:
     """The gate; returns the exit code (it never raises) and prints the reason and the
-    table to ``out``. ``allow_missing``: baseline timings not measured now do not fail."""
+    table to ``out``. ``allow_missing``: baseline timings not measured now do not fail.
+    ``isolate``/``timeout``: candidates run in a worker process, each call limited to
+    ``timeout`` seconds (convbench.runner)."""
 
     def say(text=""):
         print(text, file=out)
@@ -625,7 +629,8 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
     _import_libraries(cases, candidates)
     started = time.perf_counter()
     with machine.threads(threads) as n:
-        entries = measure_suite(cases, candidates, samples=samples, sample_s=sample_s)
+        entries = measure_suite(cases, candidates, samples=samples, sample_s=sample_s,
+                                isolate=isolate, timeout=timeout)
     seconds = time.perf_counter() - started
     meta = machine.metadata(n)
 
@@ -651,7 +656,7 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
         started = time.perf_counter()
         with machine.threads(threads):
             verdicts = confirm_slower(verdicts, cases, doc, min_effect, alpha, samples, sample_s,
-                                      candidates)
+                                      candidates, isolate=isolate, timeout=timeout)
         seconds += time.perf_counter() - started
     code, reason = decide(verdicts, min_effect, alpha, allow_missing)
     say(f"convbench gate: {reason} (exit {code}; suite {suite}, baseline {path}, {seconds:.0f} s)")
@@ -660,6 +665,8 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
 
 
 def add_arguments(parser) -> None:
+    from convbench.cli import thread_count, timeout_seconds
+
     parser.add_argument("--suite", default="gate", help=f"gate suite: {', '.join(SUITES)} (default gate)")
     parser.add_argument("--baseline", default=None,
                         help="baseline file (default results/baselines/<machine kind>.json)")
@@ -674,12 +681,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-confirm", action="store_true",
                         help="fail on the first measurement (default: re-measure what looks slower)")
     parser.add_argument("--candidate", action="append", help="only these candidates (comma separated)")
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+    parser.add_argument("--threads", type=thread_count, default=DEFAULT_THREADS,
                         help=f"threads for every library (default {DEFAULT_THREADS}; 0 = all cores)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="baseline timings that cannot be measured now (candidate unavailable, "
                              "unsupported, slow) are listed, not a harness error (exit 3)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--timeout", type=timeout_seconds, default=None, metavar="SECONDS",
                         help="seconds one candidate call may take (default 300)")
     parser.add_argument("--no-isolate", action="store_true",
                         help="run candidates in this process (default: a worker process, so a "
@@ -691,7 +698,8 @@ def run_args(args) -> int:
     return run(suite=args.suite, baseline=args.baseline, update=args.update_baseline,
                min_effect=args.min_effect, alpha=args.alpha, samples=args.samples,
                candidates=names, threads=args.threads or None, confirm=not args.no_confirm,
-               allow_missing=args.allow_missing)
+               allow_missing=args.allow_missing, isolate=not args.no_isolate,
+               timeout=args.timeout)
 
 
 def main(argv=None) -> int:

@@ -289,19 +289,8 @@ def _job_events(job, guard=None):
         yield ("case_done", k)
 
 
-def _reset_after_fork() -> None:
-    """A forked child inherits the shared job pool's executor without its threads."""
-    import threading
-
-    import candidates.runtime as runtime
-
-    runtime._pool.update(executor=None, workers=0)
-    runtime._pool_lock = threading.Lock()
-
-
 def _forked_main(conn, job) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
-    _reset_after_fork()
     for event in _job_events(job):
         conn.send(event)
     conn.send(("done",))

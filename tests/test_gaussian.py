@@ -545,7 +545,9 @@ def test_planted_bug_is_rejected(bug, planted_report):
 def test_sigma_off_10_percent_fails_under_the_iir_bound(planted_report):
     needs_numba()
     cases = small_cases()
-    in_range = {cid for cid, c in cases.items() if iir.supports(c.spec) is None}
+    # a function verified under the 'iir' model is not given NaN/Inf (a recursion spreads
+    # them; iir_numba itself declares NONFINITE and is held to it through the registry)
+    in_range = {cid for cid, c in cases.items() if iir.supports(c.spec) is None and not c.nonfinite}
     right = [r for r in rows_of(planted_report, "iir_right") if r.case in in_range]
     off = [r for r in rows_of(planted_report, "iir_sigma_off") if r.case in in_range]
     assert right and all(r.status == "pass" and r.error_model == "iir" for r in right), \
