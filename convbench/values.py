@@ -128,7 +128,7 @@ def certify(candidate, spec, arrays) -> str | None:
     at every output, and the contract holds where E <= (F - 1) gamma_K s. Costs one call
     of the candidate."""
     op = spec.operation
-    compute = op.result_dtype(spec.replace(out_dtype=None))
+    compute = np.finfo(op.result_dtype(spec.replace(out_dtype=None))).dtype  # |complex| is real
     if compute == np.float16:
         compute = np.dtype(np.float32)
     absolute = tuple(np.abs(xp.to_numpy(a)).astype(compute, copy=False)
