@@ -35,7 +35,10 @@ that showed up as "confirmed" slowdowns of unchanged code (results/README.md, "G
 ``--threads 0`` (all cores) gates threaded performance on a quiet machine.
 
 Slow candidates: one whose call takes longer than ``SLOW_CALL_S`` (after a second call, for
-JIT compilers) is verified but not timed, so a new heavy case cannot stretch the gate.
+JIT compilers) is verified but not timed, so a new heavy case cannot stretch the gate. When
+comparing, the limit is raised to ``SLOW_MARGIN`` times the slowest baseline timing: an
+entry the baseline timed is timed again, even on a machine slower today (a call at 0.39 s
+in the baseline read 0.85 s on a loaded machine, and would otherwise go "missing").
 
 Missing timings: a baseline entry that cannot be measured now (its candidate unavailable,
 unsupported, too slow to time, or not run at all) is a harness error, not a pass: a gate
@@ -86,6 +89,7 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_SAMPLES = 15
 DEFAULT_SAMPLE_S = 0.05   # one sample lasts at least this long (loops calibrated)
 SLOW_CALL_S = 0.4         # slower candidates are verified, not timed (the gate's time budget)
+SLOW_MARGIN = 4.0         # comparing: time whatever the baseline timed, up to 4x its time
 DEFAULT_THREADS = 1       # see "Threads" in the module docstring
 REFERENCE = "reference"
 
@@ -520,7 +524,8 @@ def _import_libraries(cases, names) -> None:
 
 def confirm_slower(verdicts: list[Verdict], cases, baseline: dict, min_effect: float,
                    alpha: float, samples: int, sample_s: float, candidates=None, *,
-                   isolate: bool = True, timeout: float | None = None) -> list[Verdict]:
+                   isolate: bool = True, timeout: float | None = None,
+                   slow_call_s: float = SLOW_CALL_S) -> list[Verdict]:
     """Measure every case with a flagged candidate again (all its candidates, with the
     reference: the case-mates rule needs them) and keep the flag only when the new samples
     are slower by the same test. A shared machine has bursts of load that one measurement
@@ -530,7 +535,7 @@ def confirm_slower(verdicts: list[Verdict], cases, baseline: dict, min_effect: f
     again = {}
     for case_id in flagged_cases:
         entries = measure_suite([by_id[case_id]], candidates, samples=samples, sample_s=sample_s,
-                                isolate=isolate, timeout=timeout)
+                                slow_call_s=slow_call_s, isolate=isolate, timeout=timeout)
         measured = {e.key: e for e in entries}
         for vd in compare(entries, baseline, min_effect, alpha):
             if vd.key in measured:
@@ -627,10 +632,12 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
         check_writable(path, "baseline")
     doc = None if update else _in_scope(load_baseline(path, suite), candidates)
     _import_libraries(cases, candidates)
+    slow_call_s = SLOW_CALL_S if update else max(
+        [SLOW_CALL_S] + [SLOW_MARGIN * _median(e["seconds"]) for e in doc["entries"].values()])
     started = time.perf_counter()
     with machine.threads(threads) as n:
         entries = measure_suite(cases, candidates, samples=samples, sample_s=sample_s,
-                                isolate=isolate, timeout=timeout)
+                                slow_call_s=slow_call_s, isolate=isolate, timeout=timeout)
     seconds = time.perf_counter() - started
     meta = machine.metadata(n)
 
@@ -656,7 +663,8 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
         started = time.perf_counter()
         with machine.threads(threads):
             verdicts = confirm_slower(verdicts, cases, doc, min_effect, alpha, samples, sample_s,
-                                      candidates, isolate=isolate, timeout=timeout)
+                                      candidates, isolate=isolate, timeout=timeout,
+                                      slow_call_s=slow_call_s)
         seconds += time.perf_counter() - started
     code, reason = decide(verdicts, min_effect, alpha, allow_missing)
     say(f"convbench gate: {reason} (exit {code}; suite {suite}, baseline {path}, {seconds:.0f} s)")

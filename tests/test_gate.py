@@ -15,6 +15,7 @@ import io
 import json
 import random
 import re
+import statistics
 import time
 
 import numpy as np
@@ -590,3 +591,23 @@ def test_a_slow_candidate_is_verified_not_timed():
     assert entry.status == "slow" and "not timed" in entry.detail and entry.seconds == []
     [verdict] = gate.compare(entries, _doc([1] * 7, [1] * 7)) [:1]
     assert verdict.status == "skipped"
+
+
+def test_what_the_baseline_timed_is_timed_again_on_a_slower_machine(baseline, monkeypatch):
+    """Comparing, the slow-call limit is SLOW_MARGIN x the slowest baseline timing (at least
+    SLOW_CALL_S), so an entry near the limit is not 'missing' on a loaded machine; writing a
+    baseline keeps SLOW_CALL_S."""
+    seen = []
+    measure_suite = gate.measure_suite
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["slow_call_s"])
+        return measure_suite(*args, **kwargs)
+
+    monkeypatch.setattr(gate, "measure_suite", recording)
+    doc = json.loads(baseline.read_text())
+    slowest = max(statistics.median(e["seconds"]) for e in doc["entries"].values())
+    run_gate(baseline=baseline, confirm=False)
+    assert seen == [max(gate.SLOW_CALL_S, gate.SLOW_MARGIN * slowest)]
+    run_gate(baseline=baseline.with_name("new.json"), update=True)
+    assert seen[-1] == gate.SLOW_CALL_S
