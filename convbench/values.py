@@ -126,13 +126,22 @@ def certify(candidate, spec, arrays) -> str | None:
     The candidate computes a = |x| (*) |w| in the call's precision; with its own bound
     a >= s - E - gamma_K s, so s >= (min a - E) / (1 + gamma_K) bounds the direct scale s
     at every output, and the contract holds where E <= (F - 1) gamma_K s. Costs one call
-    of the candidate."""
+    of the candidate, unless a pass over x already shows that even the mean of s is too
+    small (then the smallest s is too)."""
     op = spec.operation
     compute = np.finfo(op.result_dtype(spec.replace(out_dtype=None))).dtype  # |complex| is real
     if compute == np.float16:
         compute = np.dtype(np.float32)
     absolute = tuple(np.abs(xp.to_numpy(a)).astype(compute, copy=False)
                      for a in arrays if a is not None)
+    u_gamma = gamma(op.terms(spec), _unit(compute))
+    norms = _norms(spec, absolute)
+    error = normwise_part(candidate.error_model(spec), compute, norms, op.fft_sizes(spec)[1])
+    highest_mean = _mean_scale_bound(spec, absolute, norms[2])
+    if error > (CONTRACT_FACTOR - 1) * u_gamma * highest_mean:
+        return (f"its bound ({error:.3g}) exceeds the contract even where |x| (*) |w| is as "
+                f"large as its mean ({highest_mean:.3g} at most): the values' dynamic range "
+                "is too wide for it")
     kwargs = {"dtypes": tuple(compute.name for _ in absolute), "out_dtype": None}
     if "cval" in spec.kwargs:
         kwargs["cval"] = abs(spec.kwargs["cval"])
@@ -140,16 +149,30 @@ def certify(candidate, spec, arrays) -> str | None:
     native = tuple(candidate.to_native(a) for a in absolute)
     with np.errstate(all="ignore"):
         got = xp.to_numpy(op.call(candidate.function(), native, abs_spec))
-    terms = op.terms(spec)
-    u_gamma = gamma(terms, _unit(compute))
-    error = normwise_part(candidate.error_model(spec), compute, _norms(spec, absolute),
-                          op.fft_sizes(spec)[1])
     lowest = float(got.min()) if got.size else 0.0
     scale = (lowest - error) / (1 + u_gamma)
     if not math.isfinite(lowest) or error > (CONTRACT_FACTOR - 1) * u_gamma * max(scale, 0.0):
         return (f"its bound ({error:.3g}) exceeds the contract where |x| (*) |w| is smallest "
                 f"({lowest:.3g}): the values' dynamic range is too wide for it")
     return None
+
+
+def _mean_scale_bound(spec, absolute, big: float) -> float:
+    """An upper bound of the mean over the outputs of s = |x| (*) |w|: each tap j reads a
+    window of the padded x, whose sum is at most sum|x| + (padded samples) * max(|x|, |cval|),
+    so mean(s) <= sum|w| * (sum|x| + extra * big) / outputs. min(s) <= mean(s)."""
+    x = absolute[0]
+    w_sum = _sum_above(absolute[1]) if len(absolute) > 1 else 1.0
+    padded, _ = spec.operation.fft_sizes(spec)
+    outputs = max(math.prod(spec.output_shape()), 1)
+    return w_sum * (_sum_above(x) + max(padded - x.size, 0) * big) / outputs
+
+
+def _sum_above(a) -> float:
+    """An upper bound of sum(a) for a >= 0: numpy's pairwise sum in a's own precision (no
+    float64 copy), enlarged by a bound of its rounding error (blocks of 128, then pairs)."""
+    total = float(np.sum(a))
+    return total * (1 + gamma(128 + 64, _unit(np.asarray(a).dtype)))
 
 
 def _with(spec, dtypes, **kwargs):
