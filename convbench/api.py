@@ -36,9 +36,6 @@ def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | N
     cannot handle (NaN/Inf placement, exact integers)."""
     values.check_accuracy(accuracy)
     lib, arrays = _as_arrays(arrays, names)
-    if any(a is None for a in arrays[:-1]):
-        missing = [n for n, a in zip(names[:-1], arrays[:-1]) if a is None]
-        raise TypeError(f"{op}() needs arrays for {missing}")
     present = [a for a in arrays if a is not None]
     spec = Spec.make(op, [tuple(a.shape) for a in present], [xp.dtype_name(a) for a in present],
                      **kwargs)
@@ -71,16 +68,6 @@ def _named_candidate(op: str, algorithm):
         return registry.get(op, algorithm)
     except ValueError as exc:
         raise ValueError(f"algorithm={algorithm!r}: {exc}") from None
-
-
-def _shape_argument(value, name: str) -> tuple:
-    """input_shape / weight_shape: a sequence of non-negative ints, named when it is not."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{name} must be a tuple of ints (the forward array's shape), got {value!r}")
-    value = tuple(value)
-    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in value):
-        raise TypeError(f"{name} must be a tuple of non-negative ints, got {value!r}")
-    return tuple(int(n) for n in value)
 
 
 def _refuse_nonfinite_into_integers(spec, found) -> None:
@@ -166,7 +153,7 @@ def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
                     border="constant", cval=0.0, algorithm=None):
     """Gradient of sum(conv(x, w) * dy) with respect to x (border gradients folded back)."""
     return apply("conv_grad_input", (dy, w), ("dy", "w"),
-                 dict(input_shape=_shape_argument(input_shape, "input_shape"), stride=stride, padding=padding,
+                 dict(input_shape=input_shape, stride=stride, padding=padding,
                       dilation=dilation, groups=groups, border=border, cval=cval), algorithm)
 
 
@@ -174,7 +161,7 @@ def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, gr
                      border="constant", cval=0.0, algorithm=None):
     """Gradient of sum(conv(x, w) * dy) with respect to w."""
     return apply("conv_grad_weight", (x, dy), ("x", "dy"),
-                 dict(weight_shape=_shape_argument(weight_shape, "weight_shape"), stride=stride, padding=padding,
+                 dict(weight_shape=weight_shape, stride=stride, padding=padding,
                       dilation=dilation, groups=groups, border=border, cval=cval), algorithm)
 
 
