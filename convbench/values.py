@@ -19,7 +19,7 @@ Algorithms meet it in three ways:
   recursive Gaussian: a fraction of max |x|) are certified per call: the same algorithm
   computes |x| (*) |w|, which bounds the direct scale from below at every output, and the
   algorithm runs only when its bound is within the contract there (``certify``). A 1e12
-  spike in an image of ones fails this (its FFT error would be ~1e5 where the answer is
+  spike in an image of ones fails this (the FFT's bound there is ~1e5 where the answer is
   1); a random image with a 31x31 kernel on 1024^2 passes with a margin of ~3;
 * candidates declare what they do with special values (module constants, read through
   convbench.registry.Candidate): ``NONFINITE = True`` when NaN/Inf propagate as in the
