@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 from convbench import runner
-from convbench import verification as v
 from convbench.cases import Case, estimate_bytes
 from convbench.machine import available_memory
 from convbench.registry import Candidate
