@@ -6,16 +6,12 @@
     report = convbench.verify("correlate", my_correlate)         # bring your own kernel
     print(report); assert report.passed
 
-Semantics are defined by the float64 oracles in ``refimpl`` (see DESIGN.md).
+Semantics are defined by the float64 oracles in ``refimpl``.
 """
-import os as _os
-
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # see convbench/machine.py
-
-from convbench.api import (  # noqa: E402
+from convbench.api import (
     avg_pool, conv, conv_grad_bias, conv_grad_input, conv_grad_weight, conv_transpose, convolve,
     correlate, gaussian, lp_pool, max_pool)
-from convbench.verification import Report, verify  # noqa: E402
+from convbench.verification import Report, verify
 
 __version__ = "0.1.0"
 

@@ -217,12 +217,21 @@ def ops() -> list[str]:
     return list(dict.fromkeys(list(CANDIDATES) + list(REUSED)))
 
 
+def _outside(op: str) -> dict[str, str]:
+    """Candidates of op from other installed packages (convbench.outside); a name of ours
+    is not replaced."""
+    from convbench import outside
+
+    return {name: path for name, path in outside.candidates().get(op, {}).items()
+            if name not in CANDIDATES.get(op, {})}
+
+
 def _entries(op: str) -> list[tuple[str, str, str | None]]:
     """(name, module, reused_from) of op: its own candidates, then the reused op's ones
     (a reused name the op already has is skipped: the op's own module wins)."""
     if op not in CANDIDATES and op not in REUSED:
         raise ValueError(f"unknown op {op!r}; accepted: {', '.join(ops())}")
-    own = CANDIDATES.get(op, {})
+    own = {**_outside(op), **CANDIDATES.get(op, {})}
     out = [(name, path, None) for name, path in own.items()]
     source = REUSED.get(op)
     if source:
