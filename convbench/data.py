@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-# Named 3x3 kernels of the seed workloads (WORKLOADS.md).
+# Named 3x3 kernels of the seed workloads (emboss, sharpen and edge are the seed-rgb-filters ones).
 NAMED_KERNELS = {
     "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
     "emboss": [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]],

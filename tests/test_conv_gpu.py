@@ -462,10 +462,10 @@ def test_gpu_suite_has_the_workloads():
         assert {c.name for c in cases} == conv - {"seed-rgb-filters"}
         assert {c.spec.dtype for c in cases} == {"float32", "float16"}
     r3 = next(c for c in suite("gpu", "conv") if c.name == "R3")
-    assert r3.spec.shapes[0] == (32, 64, 56, 56)                     # WORKLOADS.md's N
+    assert r3.spec.shapes[0] == (32, 64, 56, 56)                     # ResNet-50 at N = 32
     s2 = next(c for c in suite("gpu", "conv") if c.name == "S2")
     assert s2.spec.shapes[0][0] == 128 and s2.spec.output_shape()[2:] == (56, 56)
-    # GFLOP of WORKLOADS.md's table: 2*N*O*C*R*S*P*Q
+    # GFLOP as CONTRIBUTING.md's layer table gives it: 2*N*O*C*R*S*P*Q
     v2 = next(c for c in suite("gpu", "conv") if c.name == "V2").spec
     n, o, (p, q) = v2.shapes[0][0], v2.shapes[1][0], v2.output_shape()[2:]
     assert 2 * n * o * 64 * 9 * p * q / 1e9 == pytest.approx(118.38, abs=0.01)

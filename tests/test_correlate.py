@@ -105,7 +105,7 @@ def test_golden_correlate_even_kernel(border, expected):
     # correlate's (pads (0, 1)): y[i] = 3 x[i] + xp[i+1] = 5, 9, 13, 17, 21, 18 + xp[6]
     ("constant", 18.),       # xp[6] = 0
     ("edge", 24.),           # xp[6] = x[5] = 6
-    ("symmetric", 24.),      # xp[6] = x[5] = 6   (PEERS.md: scipy 'reflect' gives ... 21, 24)
+    ("symmetric", 24.),      # xp[6] = x[5] = 6   (scipy's 'reflect' gives ... 21, 24)
     ("reflect", 23.),        # xp[6] = x[4] = 5
     ("wrap", 19.),           # xp[6] = x[0] = 1
 ])
@@ -116,7 +116,7 @@ def test_golden_convolve_even_kernel(border, last):
 
 
 def test_peers_fact_even_convolve_scipy_reflect():
-    # PEERS.md: scipy.ndimage.convolve(1..6, [1, 3]) with its 'reflect' (our symmetric)
+    # scipy.ndimage.convolve(1..6, [1, 3]) with its 'reflect' (our symmetric)
     x, w = np.arange(1., 7.), np.array([1., 3.])
     expected = [5., 9., 13., 17., 21., 24.]
     np.testing.assert_array_equal(ndi.convolve(x, w, mode="reflect"), expected)
@@ -369,7 +369,7 @@ def test_out_dtype_uint8_saturates_where_scipy_wraps():
     np.testing.assert_array_equal(y, np.full((3, 3), 255))
     np.testing.assert_array_equal(ref.correlate(x, w), [[800., 1200., 800.], [1200., 1800., 1200.],
                                                         [800., 1200., 800.]])
-    # scipy.signal wraps modulo 256: 1800 - 7*256 = 8 (PEERS.md)
+    # scipy.signal wraps modulo 256: 1800 - 7*256 = 8
     assert ss.convolve2d(x, w, mode="valid")[0, 0] == 8
     np.testing.assert_array_equal(ref.convolve(x, w, padding="valid", out_dtype="uint8"), [[255]])
 
@@ -401,7 +401,7 @@ def test_peers_uint8_example():
     np.testing.assert_array_equal(ref.correlate(PEERS_U8, w, border="edge"), PEERS_TRUE)
     np.testing.assert_array_equal(ref.correlate(PEERS_U8, w, border="nearest", out_dtype="uint8"),
                                   [10, 180, 0, 0, 245])
-    # scipy wraps: -140 -> 116, -295 -> 217 (PEERS.md)
+    # scipy wraps: -140 -> 116, -295 -> 217
     np.testing.assert_array_equal(ndi.correlate1d(PEERS_U8, [1, -2, 1], mode="nearest"),
                                   [10, 180, 116, 217, 245])
 

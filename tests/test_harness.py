@@ -1,8 +1,8 @@
 """Tests of the harness itself: spec ids, cases, tolerances, verification, timing, machine,
 results files, bench rows, registry, and the default choice of the public API.
 
-Golden values come from the documents (WORKLOADS.md's kernels), from scikit-image's photos
-and from scipy.ndimage, never from the code under test.
+Golden values come from the seed workloads' kernels (CONTRIBUTING.md, "Workloads"), from
+scikit-image's photos and from scipy.ndimage, never from the code under test.
 """
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ class TestCases:
         np.testing.assert_array_equal(crop.arrays()[0], skdata.camera()[:h, :wd])
 
     def test_named_kernels_match_workloads_md(self):
-        # values copied from WORKLOADS.md ("Kernels used there")
+        # values as the seed questions gave them (CONTRIBUTING.md, "Workloads")
         assert NAMED_KERNELS["emboss"] == [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]
         assert NAMED_KERNELS["sharpen"] == [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]
         assert NAMED_KERNELS["edge"] == [[0, 1, 0], [1, -4, 1], [0, 1, 0]]

@@ -131,7 +131,7 @@ def test_source_index_agrees_with_numpy_pad_far_outside():
 
 
 # ---------------------------------------------------------------------------------------
-# The alias table (DESIGN.md's table, written out here, not read from the module)
+# The alias table (README.md, "Borders", written out here, not read from the module)
 # ---------------------------------------------------------------------------------------
 
 EXPECTED_ALIASES = {

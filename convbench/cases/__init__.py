@@ -8,10 +8,11 @@ suites, merged in ``all_suites()``:
               images, every border and padding, origins, integer and float16 images,
               non-contiguous inputs, non-finite values
     quick     the README's main job: a few real workloads, under a minute on 2 cores
-    seed      the workloads of the documents this project started from (WORKLOADS.md)
+    seed      the workloads this project started from (CONTRIBUTING.md, "Workloads")
     images    the image-filtering sweep (sizes x kernel sizes x borders x kernels)
     real      real photographs with the seed kernels
-    layers    network layers of WORKLOADS.md (N scaled for CPU) and pooling shapes
+    layers    DeepBench, ResNet-50, VGG-16 and convnet-benchmarks layers (N scaled for
+              CPU) and pooling shapes
 """
 from __future__ import annotations
 

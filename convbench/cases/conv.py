@@ -5,7 +5,8 @@ small    verification (each oracle computed whole: tiny shapes): 1-3 spatial axe
          (depthwise, C = 1), bias, every border (padding wider than the input included),
          float64/float32/float16, non-contiguous inputs, a kernel as large as the padded input
 quick    seed-multifilter and DeepBench D4 at N = 1
-layers   WORKLOADS.md's network layers at N = 1 (the id carries N through the shape), forward
+layers   the network layers (DeepBench, ResNet-50, VGG-16, convnet-benchmarks; CONTRIBUTING.md,
+         "Workloads") at N = 1 (the id carries N through the shape), forward
          conv plus the input and weight gradients of four of them
 seed     seed-multifilter, seed-grad-kernel, the seed-mnist-cnn conv layers at N = 100
 """
@@ -156,7 +157,7 @@ def small_bias_cases(op="conv_grad_bias"):
 
 
 # ---------------------------------------------------------------------------------------
-# Workloads (WORKLOADS.md)
+# Workloads (CONTRIBUTING.md, "Workloads")
 # ---------------------------------------------------------------------------------------
 
 def seed_multifilter(op="conv"):
@@ -165,7 +166,7 @@ def seed_multifilter(op="conv"):
 
 
 # DeepBench (D), ResNet-50 (R), VGG-16 (V), convnet-benchmarks (S): (C, H, W, O, R, S,
-# stride, padding). N is 1 here (2-core CPU machines); the GPU suites use WORKLOADS.md's N.
+# stride, padding). N is 1 here (2-core CPU machines); the GPU suite below uses full batches.
 LAYERS = {
     "D1": (1, 161, 700, 32, 5, 20, 2, 0),
     "D3": (1, 48, 480, 16, 3, 3, 1, 1),
@@ -230,7 +231,7 @@ def seed_grad_weight_cases(op="conv_grad_weight"):
     return [kernel] + mnist_cases(op)
 
 
-# The GPU suite (issue 6): WORKLOADS.md's layers marked GPU and the R series at their full N
+# The GPU suite: the layers too large for a CPU (V, S) and the R series at their full N
 # (32; 128 for the convnet-benchmarks S layers), forward and backward; float16 too for R and
 # V (the Triton-vs-cuDNN target). conv_relu: the fused conv + bias + ReLU against the
 # unfused sequence (float32 with bias; float16 without, where cuDNN's native half path

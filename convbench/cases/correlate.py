@@ -107,7 +107,7 @@ def seed_image_cases(op: str = "correlate") -> list[Case]:
 
 
 def image_sweep_cases(op: str = "correlate") -> list[Case]:
-    """WORKLOADS.md's sweep, as a chosen grid: every kernel size at 1024² (random and
+    """The image-filtering sweep, as a chosen grid: every kernel size at 1024² (random and
     Gaussian), every border at 1024² 7x7, the 1-D kernels, uint8, and 512²/4096² ends."""
     cases = []
     for k in (3, 5, 7, 15, 31, 63):

@@ -50,7 +50,7 @@ def small_gaussian_cases(op: str = "gaussian") -> list[Case]:
 
 
 def image_gaussian_cases(op: str = "gaussian") -> list[Case]:
-    """The Gaussian workloads of WORKLOADS.md's image sweep (sigma 1, 5, 20)."""
+    """The Gaussian workloads of the image-filtering sweep (sigma 1, 5, 20)."""
     cases = [gaussian_case((4096, 4096), s, "float32", border="symmetric") for s in (1.0, 5.0, 20.0)]
     cases.append(gaussian_case((1024, 1024), 5.0, "float32", border="symmetric"))
     cases.append(gaussian_case((512, 512), 2.0, "uint8", data=("camera",), border="symmetric",

@@ -1,4 +1,5 @@
-"""Cases of pooling: verification set and pooling workloads (WORKLOADS.md, N = 1 on CPU).
+"""Cases of pooling: verification set and pooling workloads (ResNet-50 and VGG-16 pools,
+N = 1 on CPU).
 
 Gradients get their dy (shaped like the forward output) first, then x; avg_pool_grad
 has only dy and takes the input's shape as ``input_shape``.
@@ -163,7 +164,7 @@ def quick_pool_cases(op: str = "max_pool") -> list[Case]:
 
 
 def layer_pool_cases(op: str) -> list[Case]:
-    """WORKLOADS.md's pooling shapes with N = 1 (CPU), forward and gradient."""
+    """The ResNet-50 and VGG-16 pooling shapes with N = 1 (CPU), forward and gradient."""
     if op in ("max_pool", "max_pool_grad"):
         return [
             pool_case(op, (1, 64, 112, 112), "float32", kernel_size=3, stride=2, padding=1,
