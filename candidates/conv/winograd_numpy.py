@@ -37,24 +37,14 @@
 #   this shared 2-core machine. Scratch buffers are per thread and reused (page faults of
 #   fresh multi-MiB arrays cost ~2 ms on V2); clear_cache() frees them.
 #   The kernel transform is cached (LRU of 16, <= 256 MiB; candidates.runtime.KernelCache:
-#   a CRC-32 of a sample of the taps, then a bitwise comparison with a kept copy, 0.03 ms
-#   for 256x128x3x3 float32 where a BLAKE2 digest of its bytes took ~1 ms, as long as all
-#   the transforms of seed-multifilter).
+#   a CRC-32 of a sample of the taps, then a bitwise comparison with a kept copy, much
+#   cheaper than a digest of every byte).
 #
 # Wins: 3x3 stride-1 layers with many channels, against im2col_numpy; not against torch.
 #   GEMMs are ~85% of the time and run at OpenBLAS's speed: numpy's OpenBLAS picks its
 #   Haswell (AVX2) kernels on this Zen 5 CPU, ~100 GFLOP/s per core, while torch's oneDNN
 #   uses AVX-512 (~190): 2.25x fewer multiplications do not make up for 1.9x slower ones.
-#   Measured (convbench bench --suite layers/quick, --threads 1, one run, medians; ratio to
-#   the fastest in the run): seed-multifilter 4.43 ms (torch 3.32, im2col 6.41: 1.34x
-#   torch, 0.69x im2col); V8 23.9 ms (torch 19.7, im2col 35.6: 1.21x, 0.67x); R3 2.02 ms
-#   (1.60x, 0.72x); D6 1.78 ms (1.54x, 0.74x); R10 2.08 ms (1.47x, 0.82x); V2 42 ms
-#   (1.98x, 0.79x); D4 0.50 ms (1.56x, 0.86x). With --threads 2 the run_jobs split scales
-#   only ~1.4x on free cores (im2col's 2-thread GEMMs ~1.7x): in a run with another
-#   process on one core part of the time it was on par with im2col (V2 0.78x, V8 1.04x,
-#   seed-multifilter 1.08x, R3 1.41x its time) and 1.9-3.4x torch's; in runs where that
-#   process stalled torch's OpenMP and OpenBLAS's 2-thread GEMMs (10-30 ms per call) it
-#   kept ~1.5x its 1-thread time (seed-multifilter 7.3 ms, torch 31.5, im2col 32.9).
+#   One thread: 0.67-0.86x im2col_numpy's time, 1.2-2x torch's on the layers suite.
 # Does not win: few channels per group (D3, C = 1: 4x im2col's time; depthwise): the
 #   transforms, O(C + O) per tile, outweigh the O(C * O / groups) multiply-adds (inner
 #   length 1 uses a broadcast product: BLAS ran at ~1 GFLOP/s there); tiny planes (R13,
@@ -68,20 +58,17 @@
 #   (+ the final rounding of a float16 result), W(|w|) = the tap-wise max over the four
 #   tile phases of E_i |w| E_j^T: a 3x3 kernel >= |w| whose taps sum to <= 16 ||w||_1.
 #   float32 and float16 inputs run in float32 (float16 rounded once at the end), float64
-#   in float64; U = G g G^T is computed in float64 and rounded once. Measured worst
-#   error/bound: small cases 0.035 (float32/64; float16 0.88, its final rounding, where the
-#   direct candidates reach 0.96), quick 0.0011, layers 0.026 (D3; others 6.5e-5..1.1e-3),
-#   seed 0.028: absolute errors 1-3x those of torch's direct sums.
+#   in float64; U = G g G^T is computed in float64 and rounded once. Absolute errors are
+#   1-3x those of torch's direct sums.
 #   Non-finite values: a NaN or Inf in a tile reaches all four outputs of every tile that
 #   reads it (and inf - inf = NaN inside the transforms), unlike the direct sum. When the
 #   result holds a non-finite value the layer is recomputed as a direct sum (9 shifted
 #   GEMMs, within the same bound), so NaN/Inf land where the oracle puts them.
 #   F(4x4, 3x3) (36 GEMMs per 16 outputs, 1.78x fewer multiplications again) is not
-#   offered: measured in float32 its errors are 12-20x F(2x2,3x3)'s (1.4e-3 against
-#   6.9e-5 on seed-multifilter, |y| <= 156; torch's direct sum 5.4e-5), and no elementwise
-#   bound of the form above exists for it (|A^T| |B^T| reaches outside each output's 3x3
-#   window); the sound normwise bound (beta = 29.33^2 = 860 against 16) allows errors of
-#   ~33 there: a check that loose would pass wrong kernels.
+#   offered: its errors are an order of magnitude larger, no elementwise bound of the form
+#   above exists for it (|A^T| |B^T| reaches outside each output's 3x3 window), and the
+#   sound normwise bound (beta = 29.33^2 = 860 against 16) is loose enough to pass wrong
+#   kernels.
 from __future__ import annotations
 
 import math

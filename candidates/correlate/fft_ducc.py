@@ -11,19 +11,14 @@
 # Algorithm: exactly fft_scipy's slab route (fft_scipy.correlate_in_slabs, whose header
 #   explains the plans, the overlap-save crop and the slabs); only the engine differs.
 #   ducc0 is the successor of pocketfft by the same author, with the same r2c/c2c/c2r
-#   arguments (out=, nthreads), and its transforms ran 1.4-2x faster than scipy 1.17's
-#   pocketfft build on this AVX-512 machine, with no planning step (1056 x 1080 float32,
-#   one worker / two, medians of 40: r2c 1.04-1.13 / 0.64 ms against 1.77-1.90 /
-#   0.96-1.33, c2c 0.94-0.97 / 0.55-0.58 against 1.48-1.52 / 0.83-0.85, c2r 1.16-1.24 /
-#   0.68-0.70 against 1.39-2.06 / 0.94-0.98). The kernel's transform is computed once by
-#   scipy.fft and shared with fft_scipy (same LRU, same bytes: the spectrum does not
-#   depend on the engine).
+#   arguments (out=, nthreads), and its transforms run 1.4-2x faster than scipy's
+#   pocketfft build on an AVX-512 machine, with no planning step. The kernel's transform
+#   is computed once by scipy.fft and shared with fft_scipy (same LRU, same bytes: the
+#   spectrum does not depend on the engine).
 # Wins: large kernels on 2-D float images, where fft_scipy wins, by the transforms' share
-#   of the call. Measured here (convbench bench --suite images, 2 threads, run
-#   20261122T050040Z): 1024^2 float32 random 31x31 5.13 ms, 63x63 4.31 ms against
-#   fft_scipy 7.01 / 7.27 ms and filter2D 13.9 / 13.1 ms; 15x15 5.23 ms (direct_numba 4.97).
+#   of the call (1.3-1.7x faster than fft_scipy on 1024^2 float32 with 31x31 and 63x63).
 # Does not win: where fft_scipy does not: small kernels, and huge images (seed-fft-10k:
-#   1.24 s and 390 MiB of peak extra memory against fft_tiled_scipy's 395 ms and 5.9 MiB).
+#   3x fft_tiled_scipy's time and image-sized temporaries).
 # Does not apply: 1-D images and complex inputs (fft_scipy takes them through scipy.fft's
 #   complex and 1-D routes), bfloat16; non-finite inputs as for every FFT candidate.
 #   ducc0 is GPLv2+: an optional dependency (the 'ducc' extra); without it this candidate

@@ -39,22 +39,16 @@
 #   (candidates.runtime.KernelCache: the kernel's values, L and layout), so the
 #   timing loop and a video filtered frame by frame skip it, and a kernel whose values
 #   changed (even in place, same array) is never served a stale transform.
-# Wins: large kernels on 2-D float images (>= ~11x11; PEERS.md: FFT wins from 15x15 on
-#   1000x1000 float32, direct wins at 3x3 and 7x7), large 3-D kernels; cost is
-#   O(P log P) whatever the kernel size. Measured here (convbench bench --suite images,
-#   2 threads, run 20261122T014859Z): 1024^2 float32 random 31x31 5.75 ms, 63x63 6.12 ms
-#   ('zeros' plan) against filter2D 12.8 / 12.7 ms and scipy.signal.fftconvolve 20 / 29 ms;
-#   15x15 6.2 ms (direct_numba 4.5). A call that follows an idle spell or other work runs
-#   ~1-2 ms slower (a 13 ms sleep before each sample: 7.0-7.5 ms against 5.3 back to back,
-#   single-threaded too): the host, not a thread pool; most of the spread between runs.
-#   seed-fft-10k: direct_numba (no image-sized temporaries).
+# Wins: large kernels on 2-D float images (>= ~11x11; on 1000x1000 float32 an FFT beats
+#   OpenCV's direct filter2D from 15x15 on, direct wins at 3x3 and 7x7), large 3-D
+#   kernels; cost is O(P log P) whatever the kernel size. On 1024^2 float32 with 31x31
+#   and 63x63 it takes about half filter2D's time.
 # Does not win: small kernels (3x3..7x7: two full-size transforms cost more than K
 #   multiply-adds per pixel), huge images (10000^2: the kernel's transform and the half
 #   spectrum are each about the float32 image's size, the padded image too for borders
 #   other than zeros, where OpenCV's direct filter2D writes only its output; tracemalloc
-#   peak of a first call at 4096^2 with 15x15: 3.1x the image with a zero border, 5.2x
-#   with reflect; later calls reuse the kept buffers and allocate only the output), tiny
-#   images (call overhead).
+#   peak of a first call: 3-5x the image; later calls reuse the kept buffers and allocate
+#   only the output), tiny images (call overhead).
 #   Buffers: 2-D and higher real transforms go slab by slab along axis 0 (slabs of ~512
 #   KiB of rows: r2c of a slab, then c2c along axis 0 and the product over the whole half
 #   spectrum, then c2r of a slab straight into the output rows the crop keeps). Only the
@@ -63,11 +57,9 @@
 #   pocketfft's r2c/c2c/c2r with out= (scipy.fft's private binding; the public functions
 #   when it is missing). The slab route (correlate_in_slabs) takes that engine as an
 #   argument: fft_ducc runs it with ducc0's transforms, which take the same arguments.
-#   The 'padded' plan also keeps the padded image. Fresh image-sized
-#   arrays per call were page-faulted in every time; whole-image passes through a padded
-#   copy and a full inverse needed 1.7x the memory (first call at 4096^2 with 31x31:
-#   tracemalloc peak 335 MiB, 200 MiB in slabs) for the same time (109 vs 113 ms).
-#   The result is a new array.
+#   The 'padded' plan also keeps the padded image. Kept buffers avoid page-faulting fresh
+#   image-sized arrays on every call; slabs need less memory than whole-image passes
+#   through a padded copy and a full inverse, for the same time. The result is a new array.
 # Does not apply: non-finite inputs (one NaN/Inf spreads over the whole output; the
 #   harness skips 'fft' candidates on those cases, so supports() does not refuse them);
 #   integer results are not guaranteed exact (rounded from a float result within the

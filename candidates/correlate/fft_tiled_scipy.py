@@ -37,14 +37,12 @@
 #   The one-tile plan (small images) is fft_scipy's transform with this gather.
 #   Parallelism: a pool of candidates.runtime.threads() threads pulls tiles from a shared
 #   queue; each transforms with one pocketfft thread (it releases the GIL) into buffers it
-#   allocated once. Measured here (2 cores, 6000^2 float32, 15x15, ms per tile): the pool
-#   0.48 (256^2 blocks) and 1.39 (512^2) against 0.71 / 1.78 for batches of 4 tiles per
-#   rfftn call with workers=2, and 1.15 / 2.39 for batches of 16: batching loses (larger
-#   working set, serial gathers). One tile only: no pool, threads() workers inside the FFT.
-#   No allocation per tile: scipy.fft's functions return fresh arrays, and blocks of
-#   ~1 MiB and more were mmap'd, page-faulted and unmapped by glibc on every tile (300 000
-#   minor faults and ~0.9 s of system time per seed-fft-10k call at 512^2 blocks, against
-#   ~1 500 at 384^2). So the transforms go through scipy.fft's own pocketfft binding
+#   allocated once (batching several tiles per rfftn call with FFT workers is slower: a
+#   larger working set, serial gathers). One tile only: no pool, threads() workers inside
+#   the FFT.
+#   No allocation per tile: scipy.fft's functions return fresh arrays, and glibc mmaps,
+#   page-faults and unmaps blocks of ~1 MiB and more on every tile. So the transforms go
+#   through scipy.fft's own pocketfft binding
 #   (scipy.fft._pocketfft.pypocketfft, whose r2c/c2c/c2r take out=): r2c into the
 #   worker's spectrum buffer, the product in place, then the inverse as pocketfft's
 #   multi-axis c2r does it (c2c over the leading axes in place, c2r of the last axis into
@@ -62,26 +60,19 @@
 #                               + 0.3 * sum over non-last axes of max(0, log2(L / 512)))
 #                    + 1.5e5
 #   S = prod(L) samples per block, p = threads; the cheapest wins. S log2 S is the FFT
-#   work. The first penalty is the measured slowdown once a block's float32 samples outgrow
-#   the 1 MiB L2 (1 thread, ns per S log2 S: ~0.28 for 256^2..512^2 blocks, 0.37 at 1024^2,
-#   0.44 at 2048^2); the second the measured extra cost of long strided column transforms
-#   ((1024, 256) blocks ~1.5x the time of (256, 1024)); 1.5e5 units (~40 us here) is the
-#   per-tile Python, gather and call overhead, which makes tiny tiles lose. The machine
-#   was loaded and the minima this rests on are noisy: anything in 192..512 per axis is
-#   within the noise for 2-D; the rule is there to stay out of the bad corners (huge or
-#   tiny blocks, tall strips). Chosen here for 2 threads, float32: seed-fft-10k (15x15)
-#   (256, 1024) blocks, 42 x 10 tiles; 4096^2 with 15x15 (256, 256); 31x31 (384, 384);
-#   1000^2 with 15x15 (192, 1024) strips of the whole width; 512^2 one tile. TILE (int:
-#   output samples per tile per axis) forces a size instead (the tests force tiny tiles).
+#   work. The first penalty is the slowdown once a block's float32 samples outgrow the
+#   1 MiB L2; the second the extra cost of long strided column transforms; 1.5e5 units
+#   (~40 us) is the per-tile Python, gather and call overhead, which makes tiny tiles lose.
+#   The constants are measured and noisy: anything in 192..512 per axis is within the
+#   noise for 2-D; the rule is there to stay out of the bad corners (huge or tiny blocks,
+#   tall strips). TILE (int: output samples per tile per axis) forces a size instead (the
+#   tests force tiny tiles).
 #
-# Wins: images much larger than the kernel with kernels >= ~15x15, above all huge ones.
-#   Measured here (2 threads, loaded shared machine, medians of one run each): seed-fft-10k
-#   2.0 s against filter2D 3.15 s (0.63x), fft_scipy 5.9 s, fftconvolve > 10 s; peak extra
-#   memory beyond input and output 7.6 MiB (VmHWM) against fft_scipy's ~1.2 GiB and
-#   fftconvolve's ~1.9 GiB (filter2D: ~1 MiB). seed-fft-1k 18 ms against filter2D 31 ms;
-#   4096^2 15x15 0.26 s against 0.38 s, 31x31 0.25 s against 0.40 s. Blocks that fit in
-#   L2 make each FFT faster per sample than one image-sized transform, and nothing is
-#   page-faulted per call but the output.
+# Wins: images much larger than the kernel with kernels >= ~15x15, above all huge ones
+#   (seed-fft-10k: about 0.6x filter2D's time, with a few MiB of extra memory where
+#   whole-image FFTs need more than a GiB). Blocks that fit in L2 make each FFT faster per
+#   sample than one image-sized transform, and nothing is page-faulted per call but the
+#   output.
 # Does not win: small kernels (3x3..7x7: direct is cheaper: 4096^2 3x3 4.3x filter2D's
 #   time), small images (512^2 15x15: one tile, 1.3x fft_scipy's time -- the Python
 #   gather, the copy into the output that fft_scipy avoids by returning a view), kernels

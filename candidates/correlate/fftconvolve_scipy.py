@@ -15,11 +15,11 @@
 #   Nothing is cached -- the kernel is transformed on every call. That is the point: this
 #   module is the peer as users call it, beside our fft_scipy (cached kernel transform,
 #   transform length P instead of P + K - 1) and fft_tiled_scipy (tiles, bounded memory).
-# Wins: large kernels (>= ~15x15 on 1000^2 float32: PEERS.md measured fftconvolve with 2
-#   workers at ~15 ms against OpenCV's ~19 ms), any rank.
+# Wins: large kernels (from ~15x15 on 1000^2 float32, where it overtakes OpenCV's direct
+#   filter2D), any rank.
 # Does not win: small kernels (direct is cheaper), huge images (whole-image temporaries:
-#   padded image, two spectra, inverse -- PEERS.md: 1.6-2.6 GB for 10000^2 float32 with
-#   15x15), repeated calls with one kernel (the kernel transform is redone every call).
+#   padded image, two spectra, inverse -- 1.6-2.6 GB for 10000^2 float32 with 15x15),
+#   repeated calls with one kernel (the kernel transform is redone every call).
 # Does not apply: non-finite inputs (one NaN/Inf spreads over the output; the harness skips
 #   'fft' candidates on those cases). bfloat16 has no numpy dtype: refused.
 # Numerics: the normwise 'fft' model (|err| ~ u * log2(L) * ||xp||_2 * ||w||_2 for every

@@ -19,17 +19,14 @@
 #   and a kernel transform of block size. Every border and padding is done by numpy.pad
 #   first, so the FFT only ever sees a linear problem (mode='valid' of the padded image).
 #   When one block covers an axis scipy falls back to fftconvolve (the whole-image route).
-# Wins: signals much longer than the kernel, where short block transforms beat one huge
-#   one: measured here (2 cores, loaded machine) 1-D float32 of 4M samples with 301 taps,
-#   ~1.9x faster than fft_scipy; about even with 31 taps.
-# Does not win: 2-D and 3-D images as measured here: slower than fft_scipy on 1000^2 with
-#   15x15 (~1.6-2.3x), 4096^2 with 15x15 (~2x) and 63x63 (~1.3x), 256^3 with 9^3 (~5x);
-#   small kernels (direct wins at 3x3..7x7); kernels close to the image size (one block:
-#   scipy falls back to fftconvolve); repeated calls with one kernel (nothing is cached).
+# Wins: 1-D signals much longer than the kernel with long kernels (hundreds of taps),
+#   where short block transforms beat one huge one.
+# Does not win: 2-D and 3-D images (1.3-5x fft_scipy's time); small kernels (direct wins
+#   at 3x3..7x7); kernels close to the image size (one block: scipy falls back to
+#   fftconvolve); repeated calls with one kernel (nothing is cached).
 #   Memory: scipy transforms all blocks in one batched call, so the working set is the
 #   number of blocks x block transform, not one block at a time (it is not a streaming
-#   filter): tracemalloc peak ~6.5x the float32 image at 4096^2 with 31x31, against ~3.2x
-#   for fft_scipy (~2.1x with its kernel transform cached).
+#   filter): about twice fft_scipy's peak.
 # Does not apply: non-finite inputs (a NaN/Inf spreads over its block's output and beyond;
 #   the harness skips 'fft' candidates on those cases); integer results are rounded from
 #   a float result, not exact. bfloat16 has no numpy dtype: refused.

@@ -48,25 +48,16 @@
 #   rows not a multiple of 1 KiB apart (rows 16 KiB apart share L1 sets: 1.4x slower).
 #   Threads: row ranges (or bands) handed out by candidates.runtime.run_jobs to nogil
 #   kernels; not numba's prange, whose end-of-loop barrier waits for a thread that
-#   another process's job holds off the CPU (the previous version's 2-thread loss). The
-#   result's pages are mapped by the calling thread first (_empty).
-# Wins: sigma >= ~2 on big images, nearly flat in sigma. 4096x4096 float32, one thread
-#   (page faults of the new 64 MiB result, about 4 ms, included): 23-25 ms for sigma
-#   1 .. 5 (previous version, a pass per axis through 64-line copies: 37-40), 36 at
-#   sigma 20 (two sweeps), against GaussianBlur 20 ms (sigma 1), 41 (2), 67 (3), 123 (5),
-#   700 (20). Two threads, the harness on the shared 2-core machine (three runs of the
-#   images suite, previous version timed in the same runs): sigma 5 16.0-18.2 ms against
-#   GaussianBlur 51-58 ms, 0.29-0.34x (previous 0.45-0.48x); sigma 1 0.80-0.82x (1.09-
-#   1.19x); sigma 20 25 ms against filter2D 170-183, 0.14-0.15x (0.15-0.19x); 1024^2
-#   sigma 5 0.92-1.25 ms against 2.9-3.1, 0.30-0.40x (0.69-0.74x); 512^2 uint8 sigma 2
-#   0.88-0.92x (1.03-1.10x).
+#   another process's job holds off the CPU. The result's pages are mapped by the calling
+#   thread first (_empty).
+# Wins: sigma >= ~2 on big images, nearly flat in sigma: on 4096x4096 float32 one thread
+#   takes about the same time for sigma 1 .. 5 and 1.5x that at sigma 20, where
+#   GaussianBlur's time grows ~6x from sigma 1 to 5 and ~35x to 20. With two threads,
+#   sigma 5 on 1024^2 .. 4096^2 takes about a third of GaussianBlur's time.
 # Does not win: sigma <= ~1 single-threaded (GaussianBlur's 9 taps), tiny images (the
 #   9-sigma extension per side dominates). Larger sigma keeps a pass per axis (two
 #   sweeps, each reading and writing the image): V, 6 P rows, would not fit LANE_BYTES
 #   with whole rows past sigma 9.6 on 4096-wide rows (P = 85), 32 on 1024-wide ones.
-#   Two threads, separate processes: a 64x256x256 volume (sigma 2) and sigma 40 on
-#   2048^2 take 9-11 ms, the previous version 7.3-9.1 (one thread: even); 2048^2
-#   float64 sigma 5: 9.4-10 ms against 15-19.5.
 # Applies: sigma in [SIGMA_MIN, SIGMA_MAX] = [1, 1000] on every filtered axis (0 = axis
 #   untouched), truncate >= 4 (the recursion approximates the untruncated Gaussian), at
 #   most 3 filtered axes (the stated bound covers 3), any rank, every border, real
