@@ -146,7 +146,7 @@ def real_image_cases(op: str = "correlate") -> list[Case]:
 
 
 def gpu_image_cases(op: str = "correlate") -> list[Case]:
-    """The GPU suite (issue 6): the seed's FFT workloads at full size, plus the 9000x9000 of
+    """The GPU suite: the seed's FFT workloads at full size, plus the 9000x9000 of
     its GPU figure (23.5 s with transfers, ~1 s without), the RGB filters, and every border
     on a 2048x2048 image with a 7x7 kernel (direct_triton's in-kernel border maps against
     ndimage_cupy's and fft_cupy's padded copy)."""
