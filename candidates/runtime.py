@@ -1,4 +1,9 @@
-"""Settings the harness passes to candidates (candidates never import convbench)."""
+"""What candidates share at run time: the thread count they may use, a worker pool,
+kernel caches, scratch buffers, border extension (candidates never import convbench).
+
+The count is set only by convbench.threads(n) (convbench/thread_settings.py); a candidate
+reads it and never changes another library's global setting.
+"""
 from __future__ import annotations
 
 import concurrent.futures
@@ -80,6 +85,21 @@ def run_jobs(jobs, workers: int) -> None:
     finished.wait()
     if errors:
         raise errors[0]
+
+
+_blas = {"controller": None}   # threadpoolctl's controller, made once (it scans the libraries)
+
+
+def run_blas_jobs(jobs, workers: int) -> None:
+    """run_jobs with BLAS pinned to one thread meanwhile (restored after): jobs that are
+    small matrix products each, where BLAS's own threads would only contend with the
+    workers (5-10x slower on a 2-core machine)."""
+    from threadpoolctl import ThreadpoolController
+
+    if _blas["controller"] is None:
+        _blas["controller"] = ThreadpoolController()
+    with _blas["controller"].limit(limits=1, user_api="blas"):
+        run_jobs(jobs, workers)
 
 
 class KernelCache:

@@ -11,14 +11,11 @@ process unless ``--isolate``.
 """
 from __future__ import annotations
 
+import argparse
+import math
 import os
-
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # before numpy loads (see machine.py)
-
-import argparse  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import sys
+import time
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 3, 130
 
@@ -107,7 +104,7 @@ def _candidates(args, ops):
 
 def cmd_list(args) -> int:
     from convbench.cases import all_suites, suite
-    from convbench.table import format_table
+    from convbench.table import console, render
 
     rows = []
     for c in _candidates(args, _ops(args)):
@@ -117,16 +114,41 @@ def cmd_list(args) -> int:
         rows.append({"op": c.op, "candidate": c.name, "device": device,
                      "available": reason.replace("unavailable: ", "no: ") if reason else "yes",
                      "module": c.module_path + via})
-    print(format_table(rows))
+    con = console()
+    print(render(rows, con, fold=("available", "module"), status=("available",)))
     print()
-    print(format_table([{"suite": name, "ops": ", ".join(builders),
-                         "cases": sum(len(suite(name, op)) for op in builders)}
-                        for name, builders in all_suites().items()]))
+    print(render([{"suite": name, "ops": ", ".join(builders),
+                   "cases": str(sum(len(suite(name, op)) for op in builders))}
+                  for name, builders in all_suites().items()], con, fold=("ops",), right=("cases",)))
     return EXIT_OK
+
+
+FAILURES_SHOWN = 40
+OUTPUT_HELP = (
+    "Prints, per case, the default choice against the fastest peer first (their medians, "
+    "the ratio, how many candidates passed), then every candidate's row grouped by case, "
+    "then the count of each status; the run file (results/runs/*.json) keeps every row "
+    "with full ids. On a terminal the tables fit its width (long ids fold, notes are cut) "
+    "with coloured statuses and a progress bar on stderr; piped or redirected, the output "
+    "is plain columns, one full row per line. NO_COLOR turns colour off.")
+
+
+def print_verification(report, con, all_rows: bool = False, lead: str = "") -> None:
+    """The verdict with its counts first, then the failing rows (every row with ``all_rows``)."""
+    from convbench.report import verify_table
+    from convbench.table import status_text
+
+    print(status_text(lead + report.summary(), con))
+    shown = report.rows if all_rows else report.failures[:FAILURES_SHOWN]
+    if shown:
+        print(verify_table(shown, con))
+    if not all_rows and len(report.failures) > FAILURES_SHOWN:
+        print(f"... {len(report.failures) - FAILURES_SHOWN} more failing rows (--all-rows prints every row)")
 
 
 def cmd_verify(args) -> int:
     from convbench.progress import Progress
+    from convbench.table import console
     from convbench.verification import verify_candidates
 
     ops = _ops(args)
@@ -134,39 +156,13 @@ def cmd_verify(args) -> int:
     cases = _select_cases(args.cases, ops, _split(args.filter))
     if not cases:
         raise ValueError(f"no cases in suite {args.cases!r} for ops {ops} with filter {args.filter}")
-    progress = Progress(len(cases), "verify")
     started = time.perf_counter()
-    report = verify_candidates(candidates, cases, progress, timeout=args.timeout,
-                               isolate=args.isolate)
-    progress.close()
-    if args.all_rows:
-        from convbench.table import format_table
-
-        print(format_table([{k: r.as_dict()[k] for k in ("case", "candidate", "status", "checked", "detail")}
-                            for r in report.rows]))
-    print(report)
+    with Progress(len(cases), "verify") as progress:
+        report = verify_candidates(candidates, cases, progress, timeout=args.timeout,
+                                   isolate=args.isolate)
+    print_verification(report, console(), args.all_rows)
     print(f"{len(cases)} cases x {len(candidates)} candidates in {time.perf_counter() - started:.1f} s")
     return EXIT_OK if report.passed else EXIT_FAIL
-
-
-def bench_table(rows) -> str:
-    from convbench.table import format_seconds, format_table
-
-    out = []
-    for r in rows:
-        timed = not math.isnan(r["median"])
-        out.append({
-            "case": r["case"], "candidate": r["candidate"],
-            "verified": r["status"] if r["status"] != "pass" else
-            f"pass ({r['checked']}{'' if r['error_model'] in ('direct', '') else ', ' + r['error_model']})",
-            "median": format_seconds(r["median"]) if timed else "",
-            "IQR": format_seconds(r["iqr"]) if timed else "",
-            "ratio": f"{r['ratio']:.2f}x" if timed else "",
-            **({"peak extra": f"{r['peak_extra_bytes'] / 2**20:.1f} MiB"
-                if r.get("peak_extra_bytes") is not None else ""} if "peak_extra_bytes" in r else {}),
-            "note": r["detail"][:70],
-        })
-    return format_table(out)
 
 
 def _probe_memory(rows, suite_name: str, threads: int) -> None:
@@ -175,34 +171,21 @@ def _probe_memory(rows, suite_name: str, threads: int) -> None:
     from convbench.progress import Progress
 
     todo = [r for r in rows if r["status"] in ("pass", "slow")]
-    progress = Progress(len(todo), "memory")
-    for r in todo:
-        try:
-            r["peak_extra_bytes"] = peak_extra_bytes(r["op"], r["candidate"], suite_name, r["case"], threads)["extra"]
-        except Exception as exc:  # a probe that fails leaves the column empty, with the reason
-            r["detail"] = (r["detail"] + f"; memory probe failed: {exc}").strip("; ")
-        progress(r["case"])
-    progress.close()
-
-
-def default_table(rows) -> str:
-    """The default choice against the fastest peer of each case (both from this run)."""
-    from convbench.bench import default_vs_peers
-    from convbench.table import format_seconds, format_table
-
-    pairs = default_vs_peers(rows)
-    if not pairs:
-        return ""
-    return format_table([{"case": p["case"], "default choice": p["default"],
-                          "median": format_seconds(p["default_median"]),
-                          "fastest peer": p["fastest_peer"], "peer median": format_seconds(p["peer_median"]),
-                          "ratio": f"{p['ratio']:.2f}x" if p["ratio"] == p["ratio"] else p["default_status"]}
-                         for p in pairs])
+    with Progress(len(todo), "memory") as progress:
+        for r in todo:
+            try:
+                r["peak_extra_bytes"] = peak_extra_bytes(r["op"], r["candidate"], suite_name, r["case"], threads)["extra"]
+            except Exception as exc:  # a probe that fails leaves the column empty, with the reason
+                r["detail"] = (r["detail"] + f"; memory probe failed: {exc}").strip("; ")
+            progress(r["case"])
 
 
 def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
     from convbench import bench, machine, results
     from convbench.progress import Progress
+    from convbench.report import bench_report
+    from convbench.table import console, status_text
+    from convbench.thread_settings import libraries_of, threads
     from convbench.timing import FULL, QUICK
 
     candidates = _candidates(args, ops)
@@ -211,27 +194,23 @@ def _bench(args, suite_name: str, ops) -> tuple[list[dict], int]:
         matching = f" matching --filter {_split(args.filter)}" if args.filter else ""
         raise ValueError(f"no cases in suite {suite_name!r} for ops {ops}{matching}")
     protocol = FULL if getattr(args, "protocol", "quick") == "full" else QUICK
-    progress = Progress(len(cases), suite_name)
     interrupted = False
-    with machine.threads(args.threads) as n:
+    with threads(args.threads, libraries=libraries_of(candidates)) as n, \
+            Progress(len(cases), suite_name) as progress:
         try:
             rows = bench.run(cases, candidates, protocol, progress, isolate=not args.no_isolate,
                              timeout=args.timeout)
         except KeyboardInterrupt as exc:   # runner.Stopped: the completed cases' rows
             rows, interrupted = getattr(exc, "rows", []), True
-    progress.close()
     if getattr(args, "memory", False):
         _probe_memory(rows, suite_name, n)
-    print(bench_table(rows))
-    summary = default_table(rows)
-    if summary:
-        print()
-        print(summary)
+    con = console()
+    print(bench_report(rows, con))
     if not args.no_save:
         path = results.save_run(rows, suite=suite_name, machine=machine.metadata(n),
                                 protocol=vars(protocol), command=" ".join(["convbench"] + args.argv),
                                 directory=args.results_dir)
-        print(f"saved {path}")
+        print(status_text(f"saved {path}", con))
     if interrupted:
         raise Interrupted(f"stopped by Ctrl-C after {len(rows)} rows")
     failed = [r for r in rows if r["status"] in ("FAIL", "error")]
@@ -255,6 +234,7 @@ def cmd_bench(args) -> int:
 def cmd_run(args) -> int:
     """The main job: verify every candidate on the small cases, then time the quick suite."""
     from convbench.progress import Progress
+    from convbench.table import console
     from convbench.verification import verify_candidates
 
     started = time.perf_counter()
@@ -262,13 +242,10 @@ def cmd_run(args) -> int:
     ops = _ops(args)
     candidates = _candidates(args, ops)
     cases = _select_cases("small", ops, None)
-    progress = Progress(len(cases), "verify")
-    report = verify_candidates(candidates, cases, progress, timeout=args.timeout,
-                               isolate=not args.no_isolate)
-    progress.close()
-    print(f"verification on {len(cases)} small cases: {report.summary()}")
-    if report.failures:
-        print(report)
+    with Progress(len(cases), "verify") as progress:
+        report = verify_candidates(candidates, cases, progress, timeout=args.timeout,
+                                   isolate=not args.no_isolate)
+    print_verification(report, console(), lead=f"verification on {len(cases)} small cases: ")
     print()
     _, code = _bench(args, "quick", ops)
     print(f"convbench run finished in {time.perf_counter() - started:.1f} s")
@@ -286,18 +263,19 @@ def cmd_tune(args) -> int:
     """Measure the choice table on this machine (convbench/choose.py reads it)."""
     from convbench import tune
     from convbench.progress import Progress
+    from convbench.report import detail_table
+    from convbench.table import console
     from convbench.timing import FULL, QUICK
 
     cases = tune.tune_cases(args.suite or tune.TUNED_SUITES, _split(args.op) or tune.TUNED_OPS,
                             _split(args.filter), args.skip_large)
-    progress = Progress(len(cases), "tune")
-    path, rows = tune.tune(args.output, suites=args.suite or tune.TUNED_SUITES,
-                           ops=_split(args.op) or tune.TUNED_OPS, threads=args.threads,
-                           protocol=FULL if args.protocol == "full" else QUICK,
-                           case_filter=_split(args.filter), skip_large=args.skip_large,
-                           progress=progress, isolate=not args.no_isolate, timeout=args.timeout)
-    progress.close()
-    print(bench_table(rows))
+    with Progress(len(cases), "tune") as progress:
+        path, rows = tune.tune(args.output, suites=args.suite or tune.TUNED_SUITES,
+                               ops=_split(args.op) or tune.TUNED_OPS, threads=args.threads,
+                               protocol=FULL if args.protocol == "full" else QUICK,
+                               case_filter=_split(args.filter), skip_large=args.skip_large,
+                               progress=progress, isolate=not args.no_isolate, timeout=args.timeout)
+    print(detail_table(rows, console()))
     print(f"choice table for {len(cases)} cases written to {path}")
     return EXIT_OK
 
@@ -341,7 +319,8 @@ def parser() -> argparse.ArgumentParser:
 
     for name, fn, help_text in (("bench", cmd_bench, "verify and time a suite"),
                                 ("run", cmd_run, "verify on small cases, then time the quick suite")):
-        sp = sub.add_parser(name, help=help_text)
+        sp = sub.add_parser(name, help=help_text, description=f"{help_text[0].upper()}{help_text[1:]}. "
+                            + OUTPUT_HELP)
         common(sp)
         if name == "bench":
             sp.add_argument("--suite", default="quick", help="quick, seed, images, real, small")
@@ -389,6 +368,13 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # argparse's usage error is 2, which means "wrong result" here
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     args.argv = argv
+    # OpenBLAS workers spin ~0.1-0.3 s after a call and steal a core from the next library
+    # timed; the timeout is read once, when OpenBLAS loads. This process loaded its own on
+    # import (there the harness's convbench.threads limits BLAS: one thread, the gate's
+    # default, leaves no worker to spin), so the short timeout reaches the worker
+    # processes a command spawns. Set by the program for its run only, never on import.
+    saved_timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     try:
         return args.func(args)
     except KeyboardInterrupt as exc:
@@ -399,13 +385,18 @@ def main(argv=None) -> int:
             return gate.EXIT_HARNESS
         report = getattr(exc, "report", None)
         if report is not None and report.rows:
-            print(report)
+            from convbench.table import console
+
+            print_verification(report, console())
         message = str(exc) if isinstance(exc, Interrupted) else "stopped by Ctrl-C"
         print(f"convbench {args.command}: {message} (exit {EXIT_INTERRUPTED})", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, TypeError) as exc:
         print(f"convbench {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if saved_timeout is None:
+            os.environ.pop("OPENBLAS_THREAD_TIMEOUT", None)
 
 
 if __name__ == "__main__":

@@ -504,22 +504,14 @@ def _import_gpu_library() -> None:
         pass
 
 
-def _import_libraries(cases, names) -> None:
-    """Import every library the candidates use before machine.threads() runs: it sets the
-    thread count only of libraries already imported (candidates import theirs lazily, so
-    OpenCV would otherwise keep all its threads)."""
-    import importlib
-
+def _libraries(cases, names) -> set[str]:
+    """The libraries of the candidates the gate runs: thread_settings.threads sets the
+    count only of libraries imported before it starts (candidates import theirs lazily)."""
     from convbench import registry
+    from convbench.thread_settings import libraries_of
 
-    for op in {case.spec.op for case in cases}:
-        for candidate in registry.candidates(op):
-            if names and candidate.name not in names:
-                continue
-            try:
-                importlib.import_module(candidate.module.LIBRARY)
-            except Exception:  # unavailable: verification reports it
-                pass
+    return libraries_of(c for op in {case.spec.op for case in cases}
+                        for c in registry.candidates(op) if not names or c.name in names)
 
 
 def confirm_slower(verdicts: list[Verdict], cases, baseline: dict, min_effect: float,
@@ -620,7 +612,7 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
         raise GateError(f"--alpha must be in (0, 1), got {alpha}")
     if samples < 7:
         raise GateError(f"--samples must be >= 7, got {samples}")
-    from convbench import machine
+    from convbench import machine, thread_settings
     from convbench.results import check_writable, write_atomic
 
     cases = suite_cases(suite)
@@ -631,11 +623,11 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
     if update:  # before measuring: a baseline that cannot be written fails now, not after
         check_writable(path, "baseline")
     doc = None if update else _in_scope(load_baseline(path, suite), candidates)
-    _import_libraries(cases, candidates)
+    libraries = _libraries(cases, candidates)
     slow_call_s = SLOW_CALL_S if update else max(
         [SLOW_CALL_S] + [SLOW_MARGIN * _median(e["seconds"]) for e in doc["entries"].values()])
     started = time.perf_counter()
-    with machine.threads(threads) as n:
+    with thread_settings.threads(threads, libraries=libraries) as n:
         entries = measure_suite(cases, candidates, samples=samples, sample_s=sample_s,
                                 slow_call_s=slow_call_s, isolate=isolate, timeout=timeout)
     seconds = time.perf_counter() - started
@@ -661,7 +653,7 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
     verdicts = compare(entries, doc, min_effect, alpha)
     if confirm and any(vd.status == "SLOWER" for vd in verdicts):
         started = time.perf_counter()
-        with machine.threads(threads):
+        with thread_settings.threads(threads, libraries=libraries):
             verdicts = confirm_slower(verdicts, cases, doc, min_effect, alpha, samples, sample_s,
                                       candidates, isolate=isolate, timeout=timeout,
                                       slow_call_s=slow_call_s)

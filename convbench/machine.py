@@ -1,62 +1,12 @@
-"""Thread control and machine metadata recorded with every run."""
+"""Machine metadata recorded with every run (thread control: convbench.thread_settings)."""
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import sys
 import time
 
-import candidates.runtime
-
-# OpenBLAS workers spin for a while after a call and steal a core from the next library
-# timed (DESIGN.md, Timing); a short timeout keeps interleaved timings honest. Effective
-# only when set before numpy loads, so the CLI entry point sets it first.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
 LIBRARIES = ("numpy", "scipy", "torch", "cv2", "pandas", "numba", "cupy", "triton", "skimage")
-
-
-@contextlib.contextmanager
-def threads(n: int | None):
-    """Use ``n`` threads in every library that has a pool (BLAS, OpenMP, torch, OpenCV,
-    numba, scipy.fft workers via candidates.runtime); restore afterwards."""
-    n = n or os.cpu_count() or 1
-    saved = {}
-    stack = contextlib.ExitStack()
-    try:
-        # read torch's and OpenCV's counts before threadpoolctl lowers OpenMP's (torch reads it)
-        if "torch" in sys.modules:
-            saved["torch"] = sys.modules["torch"].get_num_threads()
-        if "cv2" in sys.modules:
-            saved["cv2"] = sys.modules["cv2"].getNumThreads()
-        try:
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(limits=n))
-        except ImportError:
-            pass
-        # numba first: its OpenMP layer shares the OpenMP runtime torch reads its count from
-        if "numba" in sys.modules:
-            numba = sys.modules["numba"]
-            saved["numba"] = numba.get_num_threads()
-            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-        if "torch" in saved:
-            sys.modules["torch"].set_num_threads(n)
-        if "cv2" in saved:
-            sys.modules["cv2"].setNumThreads(n)
-        saved["runtime"] = candidates.runtime._threads
-        candidates.runtime.set_threads(n)
-        yield n
-    finally:
-        stack.close()
-        if "numba" in saved:
-            sys.modules["numba"].set_num_threads(saved["numba"])
-        if "torch" in saved:
-            sys.modules["torch"].set_num_threads(saved["torch"])
-        if "cv2" in saved:
-            sys.modules["cv2"].setNumThreads(saved["cv2"])
-        candidates.runtime.set_threads(saved.get("runtime"))
 
 
 def _cpu_model() -> tuple[str, list[str]]:

@@ -19,27 +19,27 @@ import numpy as np
 from convbench import registry
 from convbench.cases import suite
 from convbench import verification as v
-from candidates.runtime import set_threads
+from convbench.thread_settings import libraries_of, threads
 
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
 
-op, name, suite_name, case_id, threads = sys.argv[1:6]
-set_threads(int(threads))
+op, name, suite_name, case_id, n_threads = sys.argv[1:6]
 case = next(c for c in suite(suite_name, op) if c.id == case_id)
 candidate = registry.get(op, name)
-native = v.native_inputs(candidate, case)
-spec = case.spec
-out_bytes = int(np.prod(spec.output_shape())) * spec.operation.result_dtype(spec).itemsize
-out = v.call(candidate, case, native)
-del out
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-before = status("VmRSS")
-out = v.call(candidate, case, native)
-peak = status("VmHWM")
+with threads(int(n_threads), libraries=libraries_of([candidate])):
+    native = v.native_inputs(candidate, case)
+    spec = case.spec
+    out_bytes = int(np.prod(spec.output_shape())) * spec.operation.result_dtype(spec).itemsize
+    out = v.call(candidate, case, native)
+    del out
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status("VmRSS")
+    out = v.call(candidate, case, native)
+    peak = status("VmHWM")
 print(json.dumps({"extra": peak - before - out_bytes, "output": out_bytes}))
 """
 

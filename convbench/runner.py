@@ -42,6 +42,7 @@ import numpy as np
 from convbench import verification as v
 from convbench.cases import Case
 from convbench.registry import Candidate
+from convbench.thread_settings import requested
 from convbench.timing import QUICK, Protocol, Timing, measure
 
 SLOW_CALL_S = 10.0          # a single call slower than this is reported, not sampled
@@ -297,7 +298,7 @@ def _forked_main(conn, job) -> None:
 
 def _fresh_main(conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from convbench import machine, registry
+    from convbench import registry, thread_settings
 
     while True:
         try:
@@ -310,9 +311,8 @@ def _fresh_main(conn) -> None:
         sys.path[:] = path
         lists = [[ref and registry.Candidate(ref[0], ref[1], ref[2], reused_from=ref[3])
                   for ref in case_refs] for case_refs in refs]
-        for candidate in {c.module_path: c for cl in lists for c in cl if c}.values():
-            candidate.unavailable()    # imports its library before the thread counts are set
-        with machine.threads(threads):
+        libraries = thread_settings.libraries_of(c for cl in lists for c in cl if c)
+        with thread_settings.threads(threads, libraries=libraries):
             for event in _job_events((cases, lists, settings, extra_factory)):
                 conn.send(event)
         conn.send(("done",))
@@ -394,7 +394,7 @@ def _isolated_events(cases, lists, settings: Settings, extra_factory):
                 raise TypeError("user functions cannot share a worker with torch, triton or "
                                 "CuPy candidates: verify them apart, or pass isolate=False")
             worker = _fresh_worker()
-            worker.conn.send((list(sys.path), _current_threads(), [cases[g] for g in todo],
+            worker.conn.send((list(sys.path), requested(), [cases[g] for g in todo],
                               [[c and _candidate_ref(c) for c in cl] for cl in job_lists],
                               settings, extra_factory))
         else:
@@ -461,12 +461,6 @@ def _isolated_events(cases, lists, settings: Settings, extra_factory):
             yield ("case_done", g)
             finished.add(g)
         todo = todo[pos + 1:]
-
-
-def _current_threads():
-    import candidates.runtime as runtime
-
-    return runtime._threads
 
 
 # ------------------------------------------------------------------------ the routine

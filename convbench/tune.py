@@ -17,7 +17,7 @@ import math
 import time
 from pathlib import Path
 
-from convbench import bench, machine, registry
+from convbench import bench, machine, registry, thread_settings
 from convbench.cases import Case, all_suites, suite
 from convbench import choose
 from convbench.choose import PACKAGED_TABLE, SCHEMA, features, user_table_path
@@ -124,7 +124,8 @@ def tune(path: Path | None = None, *, suites=TUNED_SUITES, ops=TUNED_OPS, thread
         raise ValueError(f"no cases to tune in suites {suites} for ops {ops}")
     base = base_rows(path)
     rows = []
-    with machine.threads(threads) as n:
+    libraries = thread_settings.libraries_of(c for op in {case.spec.op for case in cases} for c in registry.candidates(op))
+    with thread_settings.threads(threads, libraries=libraries) as n:
         for case in cases:
             rows.extend(bench.run_case(case, registry.candidates(case.spec.op), protocol,
                                        slow_call_s, isolate=isolate, timeout=timeout))

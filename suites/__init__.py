@@ -16,7 +16,10 @@ The grid, candidate names x case ids per op, is frozen in ``grid.json`` and writ
 ``python -m convbench.asv_support`` from ``convbench.registry`` and the case catalogue. It is
 frozen on purpose: asv recomputes a benchmark's params in every child process against the
 project as installed at the commit being measured, so params computed from an older
-registry would shift the parameter indices and mislabel results.
+registry would shift the parameter indices and mislabel results. Candidates that other
+installed packages add (``convbench.outside``) are not in the grid: each family module
+adds them at import from the installed packages' entry points, the same set for every
+commit measured in one environment.
 
 Every combination resolves its candidate and case by name in the installed convbench;
 setup raises NotImplementedError (asv records it as skipped, n/a) with the reason when the
@@ -47,6 +50,23 @@ def _load_grid() -> dict:
 
 
 GRID = _load_grid()
+
+
+def _outside_candidates() -> dict[str, list[str]]:
+    """op -> names of the candidates other installed packages declare (entry-point group
+    convbench.candidates; ``convbench.outside``). They are left out of the frozen grid and
+    added here from the installed packages' metadata, not from the commit's convbench: the
+    same in every process of an asv run and for every commit measured. Each is timed on
+    the op it declares; a name the commit's registry refuses is skipped by setup with the
+    registry's reason."""
+    from importlib import metadata
+
+    out: dict[str, set[str]] = {}
+    for entry in metadata.entry_points(group="convbench.candidates"):
+        op, _, name = entry.name.partition(".")
+        if op in GRID["ops"] and name and name not in GRID["ops"][op]["candidates"]:
+            out.setdefault(op, set()).add(name)
+    return {op: sorted(names) for op, names in out.items()}
 
 
 def _importable_convbench() -> None:
@@ -108,9 +128,11 @@ class Prepared:
         self.candidate, self.case = candidate, case
         self._stack = contextlib.ExitStack()
         try:
-            from convbench import machine
-
-            self.threads = self._stack.enter_context(machine.threads(None))
+            try:
+                from convbench.thread_settings import threads
+            except ImportError:  # a commit before convbench.thread_settings
+                from convbench.machine import threads
+            self.threads = self._stack.enter_context(threads(None))
         except ImportError:
             self.threads = None
         try:
@@ -202,10 +224,11 @@ def _class_name(op: str) -> str:
 def benchmark_classes(family: str, module_name: str) -> dict[str, type]:
     """The asv classes of the ops of ``family`` (correlate, conv, pool) that have cases in
     the grid, to put in the family module's globals."""
-    out = {}
+    out, outside = {}, _outside_candidates()
     for op, entry in GRID["ops"].items():
         if entry["family"] != family or not entry["candidates"]:
             continue
+        entry = {**entry, "candidates": entry["candidates"] + outside.get(op, [])}
         name = _class_name(op)
 
         def time_call(self, candidate, case):

@@ -434,14 +434,10 @@ def _verification_uses_error_scale() -> bool:
 def one_thread():
     """Candidates on one thread: these inputs are tiny, and an OpenMP region on a busy
     2-core machine waits milliseconds per call for its second thread."""
-    from candidates import runtime
+    from convbench.thread_settings import threads
 
-    before = torch.get_num_threads()
-    runtime.set_threads(1)
-    torch.set_num_threads(1)
-    yield
-    runtime.set_threads(None)
-    torch.set_num_threads(before)
+    with threads(1):
+        yield
 
 
 def test_verification_uses_error_scale():

@@ -53,14 +53,10 @@ def to_native(a):
 
 
 def _setup(*tensors):
-    """Threads, and (result dtype, compute dtype) of the tensors."""
+    """(result dtype, compute dtype) of the tensors."""
     import torch
 
-    from candidates.runtime import threads
-
     present = [t for t in tensors if t is not None]
-    if present[0].device.type == "cpu":
-        torch.set_num_threads(threads())
     out = present[0].dtype
     for t in present[1:]:
         out = torch.promote_types(out, t.dtype)

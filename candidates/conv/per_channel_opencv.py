@@ -62,9 +62,6 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="
          cval=0.0):
     import cv2
 
-    from candidates.runtime import threads
-
-    cv2.setNumThreads(threads())
     out_dtype = np.result_type(*[a.dtype for a in (x, w, bias) if a is not None])
     compute = np.float32 if out_dtype == np.float16 else out_dtype
     depth = cv2.CV_32F if compute == np.float32 else cv2.CV_64F

@@ -100,7 +100,6 @@ CACHE_ENTRIES = 16
 CACHE_BYTES = 256 * 2**20      # kernel transforms kept (16/9 of the weights each)
 
 _cache = KernelCache(CACHE_ENTRIES, CACHE_BYTES, nbytes=lambda u: u.nbytes)
-_blas = {"controller": None}
 
 
 def supports(spec):
@@ -445,15 +444,10 @@ def _quiet(fn, *args):
 
 
 def _run(jobs, workers):
-    from threadpoolctl import ThreadpoolController
-
-    from candidates.runtime import run_jobs
-
-    if _blas["controller"] is None:
-        _blas["controller"] = ThreadpoolController()
     # BLAS pinned to one thread: its own 2-thread GEMMs were ~5x slower on this machine
-    with _blas["controller"].limit(limits=1, user_api="blas"):
-        run_jobs(jobs, workers)
+    from candidates.runtime import run_blas_jobs
+
+    run_blas_jobs(jobs, workers)
 
 
 def _compute(layer, chunks, workers, want):

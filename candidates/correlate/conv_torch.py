@@ -55,10 +55,6 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     import torch
     import torch.nn.functional as F
 
-    from candidates.runtime import threads
-
-    if x.device.type == "cpu":
-        torch.set_num_threads(threads())
     names = {torch.float16: "float16", torch.bfloat16: "float32", torch.float32: "float32",
              torch.float64: "float64"}
     out = result_dtype(names.get(x.dtype, "uint8"), names.get(w.dtype, "uint8"))

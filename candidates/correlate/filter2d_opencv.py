@@ -66,9 +66,6 @@ def supports(spec):
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     import cv2
 
-    from candidates.runtime import threads
-
-    cv2.setNumThreads(threads())
     out = result_dtype(x.dtype, w.dtype)
     compute = np.float32 if out == np.float16 else out
     one_d = x.ndim == 1

@@ -345,24 +345,17 @@ def clear_cache() -> None:
 # Passes
 # ---------------------------------------------------------------------------------------
 
-_blas = {"controller": None}   # threadpoolctl's controller, made once
 PARALLEL_MIN = 1 << 17       # outputs below which a pass runs on the calling thread
 CHUNKS_PER_THREAD = 4
 
 
 def _run(jobs):
-    """Run the matmul jobs (callables) on candidates.runtime.threads() threads
-    (runtime.run_jobs) with BLAS itself pinned to one thread: many small banded products
-    parallelise better by blocks than inside each BLAS call."""
-    from threadpoolctl import ThreadpoolController
+    """Run the matmul jobs (callables) on candidates.runtime.threads() threads with BLAS
+    itself pinned to one thread: many small banded products parallelise better by blocks
+    than inside each BLAS call."""
+    from candidates.runtime import run_blas_jobs, threads
 
-    from candidates.runtime import run_jobs, threads
-
-    if _blas["controller"] is None:
-        _blas["controller"] = ThreadpoolController()
-    # BLAS pinned to one thread: its own threads in these small products were 5-10x slower
-    with _blas["controller"].limit(limits=1, user_api="blas"):
-        run_jobs(jobs, threads())
+    run_blas_jobs(jobs, threads())
 
 
 def _split(n: int, parts: int):

@@ -59,9 +59,6 @@ def supports(spec):
 def gaussian(x, sigma, *, border="constant", cval=0.0, truncate=4.0, out_dtype=None):
     import cv2
 
-    from candidates.runtime import threads
-
-    cv2.setNumThreads(threads())
     sigmas = _sigmas(sigma, x.ndim)
     out = result_dtype(x.dtype)
     compute = np.float64 if out == np.float64 else np.float32

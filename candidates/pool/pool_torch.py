@@ -78,13 +78,9 @@ def to_native(a):
 # ---------------------------------------------------------------------------------------
 
 def _setup(*tensors):
-    """Thread count, and (compute dtype, result dtype): float16 is computed in float32."""
+    """(compute dtype, result dtype): float16 is computed in float32."""
     import torch
 
-    from candidates.runtime import threads
-
-    if tensors[0].device.type == "cpu":
-        torch.set_num_threads(threads())
     out = tensors[0].dtype
     for t in tensors[1:]:
         out = torch.promote_types(out, t.dtype)
