@@ -28,38 +28,18 @@ import sys
 import tarfile
 from pathlib import Path
 
+from convbench.ops import Derived, all_ops, family
+
 GRID_PATH = Path(__file__).resolve().parent.parent / "suites" / "grid.json"
 MAX_TIME_COMBINATIONS = 64
 
-# op -> [(suite, how many of its first cases, or the workload names to take)]; cases tagged
-# "large" are left out. convolve is correlate on the reversed kernel (same candidates).
-TIME_SELECTION = {
-    "correlate": [("quick", ("camera-sharpen", "seed-fft-1k"))],
-    "gaussian": [("quick", 1)],
-    "conv": [("quick", 2), ("layers", 1)],
-    "conv_grad_input": [("layers", 1)],
-    "conv_grad_weight": [("layers", 1)],
-    "max_pool": [("quick", 1), ("layers", 1)],
-    "avg_pool": [("layers", 1)],
-    "max_pool_grad": [("layers", 1)],
-}
-# op -> how many of its timed cases also get a peak-memory benchmark
-PEAKMEM_SELECTION = {"correlate": 1, "conv": 1, "max_pool": 1}
-
-
-def _families() -> dict[str, str]:
-    """op -> the family module of convbench.ops that defines it (= the suites module)."""
-    import importlib
-    import pkgutil
-
-    import convbench.ops
-
-    out = {}
-    for info in pkgutil.iter_modules(convbench.ops.__path__):
-        module = importlib.import_module(f"convbench.ops.{info.name}")
-        for op in getattr(module, "OPS", {}):
-            out[op] = info.name
-    return out
+# Derived from the op records' ``asv`` (convbench.ops.Asv): op -> [(suite, how many of
+# its first cases, or the workload names to take)], cases tagged "large" left out; and
+# op -> how many of its timed cases also get a peak-memory benchmark.
+TIME_SELECTION = Derived(lambda: {op: list(r.asv.time) for op, r in all_ops().items()
+                                  if r.asv.time})
+PEAKMEM_SELECTION = Derived(lambda: {op: r.asv.peakmem for op, r in all_ops().items()
+                                     if r.asv.peakmem})
 
 
 def _selected_cases(op: str) -> tuple[list[str], dict[str, str]]:
@@ -91,14 +71,13 @@ def build_grid() -> dict:
     """The grid as the current registry and catalogue define it."""
     from convbench import registry
 
-    families = _families()
     ops, gpu = {}, set()
     for op in registry.ops():
         cases, suites = _selected_cases(op)
         candidates = registry.candidates(op)
         gpu.update(c.name for c in candidates if _is_gpu(c))
         ops[op] = {
-            "family": families.get(op, op),
+            "family": family(op),
             "candidates": [c.name for c in candidates] if cases else [],
             "time": cases,
             "peakmem": cases[:PEAKMEM_SELECTION.get(op, 0)],
@@ -235,7 +214,7 @@ def main(argv=None) -> int:
     n = combinations(grid)
     if n > MAX_TIME_COMBINATIONS:
         print(f"the asv grid has {n} timed CPU combinations (> {MAX_TIME_COMBINATIONS}): "
-              "trim TIME_SELECTION", file=sys.stderr)
+              "trim the op records' asv selections (convbench.ops.Asv)", file=sys.stderr)
         return 1
     text = render(grid)
     if "--check" in argv:

@@ -6,20 +6,23 @@ The cost model is a measured table, not a formula fitted once somewhere else:
    and shape, whether the kernel is separable (numerical rank 1, decided on its values
    by the same rank test separable_numpy uses), result dtype class (integer out_dtype,
    float16, float32, float64) and border.
-2. ``convbench tune`` times every verified candidate on the image-filtering sweep of
-   WORKLOADS.md (the ``images`` and ``seed`` suites, plus ``quick``) and stores, per case,
-   its features and the candidates ranked by median time, except that the fastest peer
-   goes first unless one of ours is at least 25% faster by the median and by the fastest
-   sample (tune.PEER_MARGIN: a tie within
-   the noise of a shared machine must not make the default slower than the peer). The
-   table shipped in
+2. ``convbench tune`` times every verified candidate on the image-filtering suites:
+   ``images`` (kernel sizes 3 to 63 on 1024x1024 images, random and Gaussian kernels,
+   every border, 1-D kernels, uint8, 512x512 and 4096x4096), ``seed`` (the workloads the
+   project started from: a 15x15 kernel on 1000x1000 and 10000x10000 images, 3x3 float64
+   filtering, 3x3 filters on RGB photographs) and ``quick`` (a few real workloads). It
+   stores, per case, its features and the candidates ranked by median time, except that
+   the fastest peer goes first unless one of ours is at least 25% faster by the median
+   and by the fastest sample (tune.PEER_MARGIN: a tie within the noise of a shared
+   machine must not make the default slower than the peer). The table shipped in
    ``convbench/choices.json`` was measured on this project's 2-core machine; a table
    written by ``convbench tune`` to the user's cache directory replaces it.
 3. The row nearest to the call gives the ranking. Distance: |log2 pixels| + 2 |log2 K|
    differences, plus fixed penalties for a different dtype class (8), separability (8),
    rank (16), kernel aspect (4: 1xk vs kxk) and border (1). The first candidate of that
    ranking that is available and supports the call wins.
-4. Ops without table rows use ``RULES``, a short preference list per (op, array library).
+4. Ops without table rows use ``RULES``: each op record's ``preference``, a short list
+   per array library (convbench.ops).
 
 A wrong result is never chosen: only candidates that passed verification on a case are
 ranked, and every candidate is verified on the small cases by the test suite.
@@ -37,33 +40,26 @@ import numpy as np
 
 from convbench import arrays as xp
 from convbench import registry, values
+from convbench.ops import Derived, all_ops
 
 PACKAGED_TABLE = Path(__file__).with_name("choices.json")
 SCHEMA = "convbench-choices"
 
-# (op, caller's array library) -> candidates in order of preference, for ops (or calls)
-# the measured table does not cover.
-RULES = {
-    ("correlate", "numpy"): ("filter2d_opencv", "separable_numpy", "fft_scipy", "ndimage_scipy",
-                             "conv_torch", "shift_add_numpy"),
-    # "torch" means tensors on a GPU (CPU tensors get the numpy choice, see api.py): cuDNN
-    # through torch first, then our Triton kernel; not yet measured on a GPU here
-    ("correlate", "torch"): ("conv_torch", "direct_triton", "filter2d_opencv", "ndimage_scipy",
-                             "shift_add_numpy"),
-    ("correlate", "cupy"): ("fft_cupy", "ndimage_cupy", "filter2d_opencv", "ndimage_scipy",
-                            "shift_add_numpy"),
-    ("gaussian", "numpy"): ("iir_numba", "gaussianblur_opencv", "separable_numpy", "ndimage_scipy",
-                            "shift_add_numpy"),
-}
-for _op in ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight", "conv_grad_bias"):
-    RULES[(_op, "numpy")] = ("conv_torch", "im2col_numpy")
-    RULES[(_op, "torch")] = ("cudnn_autotune_torch", "cudnn_torch", "conv_torch", "im2col_numpy")
-for _op in ("max_pool", "avg_pool", "lp_pool", "max_pool_grad", "avg_pool_grad", "lp_pool_grad"):
-    RULES[(_op, "numpy")] = ("strided_numpy", "pool_torch")
-    RULES[(_op, "torch")] = ("cudnn_torch", "pool_torch", "strided_numpy")
-for _lib in ("numpy", "torch", "cupy"):
-    RULES[("convolve", _lib)] = RULES[("correlate", _lib)]
-RULES[("gaussian", "torch")] = RULES[("gaussian", "numpy")]
+class _Rules(Derived):
+    """(op, caller's array library) -> candidates in order of preference, for ops (or calls)
+    the measured table does not cover: the op record's ``preference`` ("torch" means
+    tensors on a GPU: CPU tensors get the numpy choice), looked up on each access."""
+
+    def __getitem__(self, key):
+        op, library = key if isinstance(key, tuple) and len(key) == 2 else (None, None)
+        record = all_ops().get(op)
+        if record is None or library not in record.preference:
+            raise KeyError(key)
+        return tuple(record.preference[library])
+
+
+RULES = _Rules(lambda: {(op, library): tuple(names) for op, r in all_ops().items()
+                        for library, names in r.preference.items()})
 
 DTYPE_PENALTY, SEPARABLE_PENALTY, RANK_PENALTY, ASPECT_PENALTY, BORDER_PENALTY = 8, 8, 16, 4, 1
 
@@ -229,7 +225,8 @@ def choose(spec, library: str = "numpy", kernel=None, *, arrays=None,
 
 
 def preference(op: str, library: str) -> tuple[str, ...]:
-    """The static preference list (used where the measured table has no rows)."""
+    """The static preference list of the op's record (used where the measured table has
+    no rows)."""
     try:
         return RULES[(op, library)]
     except KeyError:

@@ -1,7 +1,8 @@
-"""The one explicit table of candidates, imported lazily, with availability and reasons.
+"""The candidates of every op, imported lazily, with availability and reasons.
 
-``convolve`` reuses the correlate candidates on the reversed kernel (one adapter, below),
-so every correlate algorithm is also a convolve algorithm without a second module.
+Each op's record (convbench.ops) names its candidates; an op whose record ``reuses``
+another's runs those too, through one adapter (below): every correlate algorithm is also
+a convolve and a gaussian algorithm without a second module.
 """
 from __future__ import annotations
 
@@ -10,65 +11,28 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
+from convbench.ops import Derived, Normwise, all_ops, get_op
 
-# op -> candidate name -> module. Order is the listing order.
-# A module serving several ops defines one function per op (conv, conv_grad_input, ...).
-_CONV = {"im2col_numpy": "candidates.conv.im2col_numpy", "conv_torch": "candidates.conv.conv_torch"}
-_POOL = {"strided_numpy": "candidates.pool.strided_numpy", "pool_torch": "candidates.pool.pool_torch"}
-# GPU candidates (issue 6): cuDNN through torch (three settings), our Triton kernels, CuPy.
-_CUDNN = {"cudnn_torch": "candidates.conv.cudnn_torch",
-          "cudnn_autotune_torch": "candidates.conv.cudnn_autotune_torch",
-          "cudnn_tf32_torch": "candidates.conv.cudnn_tf32_torch"}
-_GEMM_TRITON = {"implicit_gemm_triton": "candidates.conv.implicit_gemm_triton"}
-_POOL_GPU = {"cudnn_torch": "candidates.pool.cudnn_torch"}
 
-CANDIDATES: dict[str, dict[str, str]] = {
-    "correlate": {
-        "shift_add_numpy": "candidates.correlate.shift_add_numpy",
-        "ndimage_scipy": "candidates.correlate.ndimage_scipy",
-        "filter2d_opencv": "candidates.correlate.filter2d_opencv",
-        "conv_torch": "candidates.correlate.conv_torch",
-        "fft_scipy": "candidates.correlate.fft_scipy",
-        "oaconvolve_scipy": "candidates.correlate.oaconvolve_scipy",
-        "separable_numpy": "candidates.correlate.separable_numpy",
-        "direct_numba": "candidates.correlate.direct_numba",
-        "fft_tiled_scipy": "candidates.correlate.fft_tiled_scipy",
-        "fftconvolve_scipy": "candidates.correlate.fftconvolve_scipy",
-        "ndimage_cupy": "candidates.correlate.ndimage_cupy",
-        "fft_cupy": "candidates.correlate.fft_cupy",
-        "direct_triton": "candidates.correlate.direct_triton",
-        "separable_numba": "candidates.correlate.separable_numba",
-        "fft_ducc": "candidates.correlate.fft_ducc",
-    },
-    "gaussian": {
-        "ndimage_scipy": "candidates.gaussian.ndimage_scipy",
-        "gaussianblur_opencv": "candidates.gaussian.gaussianblur_opencv",
-        "iir_numba": "candidates.gaussian.iir_numba",
-    },
-    "conv": {**_CONV, "per_channel_opencv": "candidates.conv.per_channel_opencv",
-             "winograd_numpy": "candidates.conv.winograd_numpy", **_CUDNN,
-             **_GEMM_TRITON},
-    "conv_relu": {"conv_torch": "candidates.conv.conv_torch", **_CUDNN, **_GEMM_TRITON},
-    "conv_transpose": {**_CONV, **_CUDNN},
-    "conv_grad_input": {**_CONV, **_CUDNN},
-    "conv_grad_weight": {**_CONV, **_CUDNN},
-    "conv_grad_bias": {**_CONV, "cudnn_torch": "candidates.conv.cudnn_torch"},
-    "max_pool": {**_POOL, **_POOL_GPU},
-    "avg_pool": {**_POOL, **_POOL_GPU},
-    "lp_pool": {**_POOL, **_POOL_GPU},
-    "max_pool_grad": {**_POOL, **_POOL_GPU},
-    "avg_pool_grad": {**_POOL, **_POOL_GPU},
-    "lp_pool_grad": {**_POOL, **_POOL_GPU},
-}
+def _candidates() -> dict[str, dict[str, str]]:
+    return {op: dict(r.candidates) for op, r in all_ops().items() if r.candidates}
 
-# Candidates that wrap another library's own routine as people call it: the peers that
-# convbench's algorithms are compared with ("ratio to the fastest peer"). The rest are ours.
-PEERS = frozenset({"ndimage_scipy", "filter2d_opencv", "conv_torch", "oaconvolve_scipy",
-                   "fftconvolve_scipy", "gaussianblur_opencv", "pool_torch", "cudnn_torch",
-                   "ndimage_cupy"})
 
-# op -> the op whose candidates it also runs (through Operation.correlate_call)
-REUSED = {"convolve": "correlate", "gaussian": "correlate"}
+def _peers() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for op, record in all_ops().items():
+        for name in record.peers:
+            out.setdefault(name, []).append(op)
+    return out
+
+
+# Derived from the records (never edited): op -> candidate name -> module, in listing order;
+# the peers (candidates that wrap another library's routine as people call it, which
+# convbench's algorithms are compared with: "ratio to the fastest peer"), name -> ops;
+# op -> the op whose candidates it also runs (through its correlate_call).
+CANDIDATES = Derived(_candidates)
+PEERS = Derived(_peers)
+REUSED = Derived(lambda: {op: r.reuses for op, r in all_ops().items() if r.reuses})
 
 # A user's function declaring one of these error models is verified on NaN/Inf values and
 # exact integer sums too (the others transform their inputs, which spreads NaN and rounds).
@@ -157,8 +121,6 @@ class Candidate:
         fn = getattr(self.module, self.reused_from or self.op)
         if not self.reused_from:
             return fn
-        from convbench.ops import get_op
-
         return _through(get_op(self.op), fn)
 
     @property
@@ -266,3 +228,15 @@ def user_candidate(op: str, fn: Callable, error: str = "direct", name: str | Non
     if not callable(error) and error not in MODELS:
         raise ValueError(f"error must be one of the error models {MODELS}, got {error!r}")
     return Candidate(op, name or getattr(fn, "__name__", "user_fn"), fn=fn, error=error)
+    if not callable(error) and error not in _models_of(op):
+        raise ValueError(f"error={error!r} is not a model of {op}; accepted: {_models_of(op)}")
+
+
+def _models_of(op: str) -> tuple[str, ...]:
+    """The error models verification can apply to op: the normwise ones ('fft', 'iir')
+    need the op's FFT geometry (ops.Normwise), 'winograd' conv's Winograd scale."""
+    from convbench.tolerance import MODELS
+
+    record = get_op(op)
+    return tuple(m for m in MODELS if (m not in ("fft", "iir") or isinstance(record, Normwise))
+                 and (m != "winograd" or hasattr(record, "winograd_scale")))

@@ -20,6 +20,7 @@ import numpy as np
 from convbench import arrays as xp
 from convbench import values
 from convbench.cases import Case
+from convbench.ops import Bordered, Normwise
 from convbench.registry import Candidate, user_candidate
 from convbench.tolerance import bound, compare
 
@@ -52,15 +53,16 @@ class Reference:
     ref: np.ndarray               # oracle values (whole output, or at points)
     absref: np.ndarray            # the op on absolute values: the error bound's scale
     points: tuple | None          # index arrays of the sampled points, None when whole
-    norms: tuple[float, ...]      # ||x padded||_2 (bounded), ||w||_2 (fft); max(|x|, |cval|) (iir)
-    length: int                   # FFT transform length (product over axes)
+    norms: tuple | None           # ||x padded||_2 (bounded), ||w||_2 (fft); max(|x|, |cval|)
+                                  # (iir); None where the op has no normwise model
+    length: int | None            # FFT transform length (product over axes)
 
 
 def sample_points(case: Case) -> tuple[np.ndarray, ...]:
     """Output indices to check: each border zone combination, plus random points."""
-    spec = case.spec
+    spec, op = case.spec, case.spec.operation
     shape = spec.output_shape()
-    zones = spec.operation.border_zones(spec)
+    zones = op.border_zones(spec) if isinstance(op, Bordered) else ((0, 0),) * len(shape)
     rng = np.random.default_rng(case.seed)
     per_axis = []
     for n, (lo, hi) in zip(shape, zones):
@@ -87,7 +89,8 @@ def reference(case: Case) -> Reference:
     arrays = case.arrays()
     with np.errstate(invalid="ignore", over="ignore"):
         finite = [np.where(np.isfinite(a), a, 0) for a in arrays] if case.nonfinite else arrays
-        norms, length = values.norms(spec, finite), op.fft_sizes(spec)[1]
+        norms, length = (values.norms(spec, finite), op.fft_sizes(spec)[1]) \
+            if isinstance(op, Normwise) else (None, None)
         if op.work(spec) <= WHOLE_LIMIT:
             return Reference(op.oracle(spec, arrays), op.error_scale(spec, arrays), None, norms, length)
         points = sample_points(case)

@@ -3,6 +3,7 @@ into its inputs fails its own row in bench, the gate and verify; the rest of the
 completes. Ctrl-C stops a CLI run with exit 130 and keeps the completed rows."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from scipy import ndimage
 
 from convbench import bench, cli, gate, registry, timing, verification
 from convbench.cases import make_case
+from convbench.ops import all_ops, get_op
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = timing.Protocol(warmup_s=0.0, sample_s=0.0005)
@@ -53,9 +55,9 @@ def planted(tmp_path, monkeypatch):
             "def supports(spec):\n    return None\n\n"
             f"def correlate(x, w, **kw):\n    {body}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    table = dict(registry.CANDIDATES)
-    table["correlate"] = {**table["correlate"], **{n: f"{package}.{n}" for n in BAD}}
-    monkeypatch.setattr(registry, "CANDIDATES", table)
+    record = get_op("correlate")
+    monkeypatch.setitem(all_ops(), "correlate", dataclasses.replace(
+        record, candidates={**record.candidates, **{n: f"{package}.{n}" for n in BAD}}))
     return [registry.get("correlate", n) for n in BAD]
 
 
@@ -177,9 +179,10 @@ def test_timeout_flag_rejects_nonsense(capsys):
 
 
 DRIVER = """
-import os, sys, time
+import dataclasses, os, sys, time
 from pathlib import Path
-from convbench import cli, registry
+from convbench import cli
+from convbench.ops import all_ops, get_op
 marker = Path(sys.argv[1])
 
 def correlate(x, w, **kw):   # correct; hangs from the second case on (another shape)
@@ -198,7 +201,9 @@ module.LIBRARY, module.DEVICE, module.ERROR = "numpy", "cpu", "direct"
 module.supports = lambda spec: None if spec.kwargs.get("border") in ("reflect", "symmetric", "nearest") and spec.kwargs.get("padding", "same") == "same" else "no"
 module.correlate = correlate
 sys.modules["late_numpy"] = module
-registry.CANDIDATES["correlate"]["late_numpy"] = "late_numpy"
+record = get_op("correlate")
+all_ops()["correlate"] = dataclasses.replace(
+    record, candidates={**record.candidates, "late_numpy": "late_numpy"})
 sys.exit(cli.main(sys.argv[2:]))
 """
 

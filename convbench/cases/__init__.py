@@ -88,13 +88,13 @@ def make_case(op: str, shapes, dtypes, data=(), strided=False, name="", tags=(),
 
 
 def all_suites() -> dict[str, dict]:
-    """suite name -> op -> case builder, merged from the family modules (explicit list)."""
-    from convbench.cases import conv, correlate, gaussian, pool
+    """suite name -> op -> case builder, from each op record's ``suites``."""
+    from convbench.ops import all_ops
 
     merged: dict[str, dict] = {}
-    for family in (correlate, conv, pool, gaussian):
-        for name, builders in family.SUITES.items():
-            merged.setdefault(name, {}).update(builders)
+    for op, record in all_ops().items():
+        for name, builder in record.suites.items():
+            merged.setdefault(name, {})[op] = builder
     return merged
 
 

@@ -263,17 +263,3 @@ def small_conv_relu_cases(op="conv_relu"):
     """conv's small cases, as conv + ReLU (fused kernels against the unfused sequence)."""
     return [Case(Spec.make(op, c.spec.shapes, c.spec.dtypes, **c.spec.kwargs), c.data, c.strided,
                  c.name, c.tags) for c in small_conv_cases("conv")]
-
-
-SUITES = {
-    "small": {"conv": small_conv_cases, "conv_relu": small_conv_relu_cases, "conv_transpose": small_transpose_cases,
-              "conv_grad_input": small_grad_cases, "conv_grad_weight": small_grad_cases,
-              "conv_grad_bias": small_bias_cases},
-    "quick": {"conv": quick_conv_cases},
-    "layers": {"conv": layer_cases, "conv_grad_input": layer_cases,
-               "conv_grad_weight": layer_cases},
-    "seed": {"conv": seed_conv_cases, "conv_grad_input": mnist_cases,
-             "conv_grad_weight": seed_grad_weight_cases},
-    "gpu": {op: gpu_layer_cases for op in ("conv", "conv_relu", "conv_grad_input",
-                                           "conv_grad_weight")},
-}

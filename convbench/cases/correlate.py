@@ -163,16 +163,3 @@ def gpu_image_cases(op: str = "correlate") -> list[Case]:
         cases.append(image_case(op, (2048, 2048), (7, 7), "float32", border=border,
                                 name="gpu-borders"))
     return cases
-
-
-# suite name -> op -> case builder. Explicit: a new suite or op is a new line here.
-SUITES = {
-    "small": {"correlate": small_image_cases, "convolve": small_image_cases},
-    "quick": {"correlate": quick_image_cases, "convolve": lambda op: quick_image_cases(op)[:2]},
-    "seed": {"correlate": seed_image_cases},
-    "images": {"correlate": image_sweep_cases},
-    "real": {"correlate": real_image_cases, "convolve": real_image_cases},
-    "gpu": {"correlate": gpu_image_cases},
-}
-
-

@@ -60,11 +60,3 @@ def image_gaussian_cases(op: str = "gaussian") -> list[Case]:
 
 def quick_gaussian_cases(op: str = "gaussian") -> list[Case]:
     return [gaussian_case((1024, 1024), 5.0, "float32", border="symmetric")]
-
-
-# suite name -> op -> case builder. Explicit: a new suite or op is a new line here.
-SUITES = {
-    "small": {"gaussian": small_gaussian_cases},
-    "images": {"gaussian": image_gaussian_cases},
-    "quick": {"gaussian": quick_gaussian_cases},
-}

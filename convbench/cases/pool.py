@@ -175,14 +175,3 @@ def layer_pool_cases(op: str) -> list[Case]:
                       name="vgg-maxpool-14"),
         ]
     return [pool_case(op, (1, 2048, 7, 7), "float32", kernel_size=7, name="global-avgpool")]
-
-
-# suite name -> op -> case builder. Explicit: a new suite or op is a new line here.
-SUITES = {
-    "small": {"max_pool": small_max_cases, "max_pool_grad": small_max_cases,
-              "avg_pool": small_avg_cases, "avg_pool_grad": small_avg_cases,
-              "lp_pool": small_lp_cases, "lp_pool_grad": small_lp_cases},
-    "quick": {"max_pool": quick_pool_cases},
-    "layers": {"max_pool": layer_pool_cases, "max_pool_grad": layer_pool_cases,
-               "avg_pool": layer_pool_cases, "avg_pool_grad": layer_pool_cases},
-}

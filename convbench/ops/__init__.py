@@ -1,13 +1,42 @@
-"""The op table: for every operation, its signature, oracle, geometry and error terms.
+"""The op table: one record per operation, holding everything the project knows of it.
 
-The base class is here; each family (correlate.py, conv.py, pool.py) defines its ops and
-an ``OPS`` dict, merged by ``all_ops()``. Every other module asks the table instead of
-special-casing ops.
+A record is the op's ``Operation`` instance. Each family module (correlate.py, conv.py,
+pool.py, gaussian.py) writes its records in an ``OPS`` dict, merged by ``all_ops()``;
+every former table (registry.CANDIDATES, PEERS, REUSED, choose.RULES, cases.all_suites(),
+asv_support's selections) is derived from the records, so no module special-cases ops.
+
+============  ========================================================================
+field         what it holds
+============  ========================================================================
+name          the op's name: ``convbench.<name>`` when it has a public function
+arrays        the array arguments, positional, in order
+defaults      (keyword, default) pairs in signature order; ``REQUIRED``: no default
+candidates    candidate name -> module path, ours and peers (strings: imported lazily)
+peers         the candidates that wrap another library's routine as people call it
+reuses        the op whose candidates this op also runs (through ``correlate_call``)
+preference    array library -> candidate names, where no measured choice table applies
+suites        suite name -> case builder (functions of convbench/cases/<family>.py)
+asv           ``Asv``: which cases of which suites the asv suites time and measure
+============  ========================================================================
+
+Methods give the maths: ``normalize`` (validation), ``output_shape``, ``oracle`` and
+``oracle_at`` (refimpl's float64 oracle, whole or at one index), ``terms`` and
+``error_scale`` (the error model), ``work`` (the oracle's cost), ``temporaries``.
+Hooks that only some ops have are protocols, not stubs: ``Bordered`` (border_zones: where
+verification samples), ``Normwise`` (fft_sizes: the 'fft' and 'iir' error models) and
+``ThroughCorrelate`` (as_correlate, correlate_call: an op whose record ``reuses``
+correlate's candidates).
+
+Adding an op: its oracle (refimpl/<family>.py), its record (here, in the family's
+``OPS``), its candidates (candidates/<family>/, named in the record), its tests; and a
+public function in convbench/api.py whose signature is the record's (tests/test_records.py).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -75,23 +104,57 @@ def short_dtype(name: str) -> str:
     return _SHORT_DTYPE.get(name, name)
 
 
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+# The default of a parameter that has none (sigma, kernel_size, input_shape): normalize
+# passes None for it, which the op's validation refuses by name.
+REQUIRED = _Required()
+
+
+@dataclass(frozen=True)
+class Asv:
+    """What the asv suites measure of an op: per suite, how many of its first cases or
+    which workload names to time (cases tagged "large" are left out), and how many of the
+    timed cases also get a peak-memory benchmark."""
+
+    time: tuple[tuple[str, int | tuple[str, ...]], ...] = ()
+    peakmem: int = 0
+
+
 @dataclass(frozen=True)
 class Operation:
-    """Behaviour common to every op; subclasses fill in the op-specific parts."""
+    """An op's record: its signature and what the project holds of it (module docstring);
+    subclasses give the maths."""
 
     name: str
     arrays: tuple[str, ...]
     defaults: tuple[tuple[str, object], ...]
+    candidates: Mapping[str, str] = field(default_factory=dict, compare=False)
+    peers: frozenset[str] = frozenset()
+    reuses: str | None = None
+    preference: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    suites: Mapping[str, Callable] = field(default_factory=dict, compare=False)
+    asv: Asv = Asv()
 
     # -- signature -------------------------------------------------------------------
-    def normalize(self, shapes, dtypes, kwargs) -> dict:
-        unknown = set(kwargs) - {k for k, _ in self.defaults}
+    def parameters(self, kwargs) -> dict:
+        """The defaults overlaid with ``kwargs`` (unknown keywords refused by name)."""
+        accepted = [k for k, _ in self.defaults]
+        unknown = set(kwargs) - set(accepted)
         if unknown:
             raise TypeError(f"{self.name}() got unexpected keyword argument(s) {sorted(unknown)}; "
-                            f"accepted: {[k for k, _ in self.defaults]}")
+                            f"accepted: {accepted}")
+        params = {**dict(self.defaults), **kwargs}
+        return {k: None if v is REQUIRED else v for k, v in params.items()}
+
+    def normalize(self, shapes, dtypes, kwargs) -> dict:
+        params = self.parameters(kwargs)
         if len(shapes) != len(self.arrays) or len(dtypes) != len(shapes):
             raise ValueError(f"{self.name} takes arrays {self.arrays}, got {len(shapes)} shapes")
-        return {**dict(self.defaults), **kwargs}
+        return params
 
     def call(self, fn, arrays, spec):
         """Call ``fn`` with the op's signature: arrays positionally, parameters by keyword
@@ -158,26 +221,58 @@ class Operation:
         """How many products are summed into one output element (K of the error bound)."""
         raise NotImplementedError
 
-    def border_zones(self, spec) -> tuple[tuple[int, int], ...]:
-        """Per output axis: how many leading and trailing positions read the border."""
-        raise NotImplementedError
-
-    def fft_sizes(self, spec) -> tuple[int, int]:
-        """(samples of the padded input, FFT length) for the 'fft' error model."""
-        raise NotImplementedError
-
-    def as_correlate(self, spec):
-        """The spec a reused correlate candidate sees (identity for other ops)."""
-        return spec
-
-    def correlate_call(self, arrays, kwargs):
-        """(arrays, kwargs) of the correlate call that computes this op, for ops whose
-        registry entry reuses the correlate candidates (see registry.REUSED)."""
-        raise NotImplementedError(f"{self.name} is not computed through correlate")
-
     def work(self, spec) -> float:
         """Multiply-adds of the direct algorithm (for the cost of the oracle, GFLOP)."""
         return float(np.prod(self.output_shape(spec))) * self.terms(spec)
+
+
+@runtime_checkable
+class Bordered(Protocol):
+    """An op whose outputs near the ends of an axis read padding (or fewer inputs)."""
+
+    def border_zones(self, spec) -> tuple[tuple[int, int], ...]:
+        """Per output axis: how many leading and trailing positions read the border."""
+
+
+@runtime_checkable
+class Normwise(Protocol):
+    """An op with FFT (or recursive) candidates: the 'fft' and 'iir' error models need the
+    padded input's size and the transform length."""
+
+    def fft_sizes(self, spec) -> tuple[int, int]:
+        """(samples of the padded input, FFT length)."""
+
+
+@runtime_checkable
+class ThroughCorrelate(Protocol):
+    """An op whose record ``reuses`` correlate's candidates: how its call and its spec
+    read as correlate's."""
+
+    def as_correlate(self, spec):
+        """The spec a reused correlate candidate sees."""
+
+    def correlate_call(self, arrays, kwargs):
+        """(arrays, kwargs) of the correlate call that computes this op."""
+
+
+class Derived(Mapping):
+    """A read-only table computed from the records on every access: it is never stale
+    (a test that replaces a record sees it everywhere) and a new op edits no table."""
+
+    def __init__(self, derive: Callable[[], dict]):
+        self._derive = derive
+
+    def __getitem__(self, key):
+        return self._derive()[key]
+
+    def __iter__(self):
+        return iter(self._derive())
+
+    def __len__(self) -> int:
+        return len(self._derive())
+
+    def __repr__(self) -> str:
+        return repr(self._derive())
 
 
 def _fmt(value) -> str:
@@ -186,23 +281,33 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _table() -> dict[str, Operation]:
-    # Explicit: each family module lists its ops; a new family is a new line here.
+def _table() -> tuple[dict[str, Operation], dict[str, str]]:
+    # Explicit: each family module lists its ops; a new family is a new name here.
     from convbench.ops import conv, correlate, gaussian, pool
 
-    table = {}
+    table, families = {}, {}
     for family in (correlate, conv, pool, gaussian):
         table.update(family.OPS)
-    return table
+        families.update(dict.fromkeys(family.OPS, family.__name__.rsplit(".", 1)[-1]))
+    return table, families
 
 
 _OPS: dict[str, Operation] = {}
+_FAMILIES: dict[str, str] = {}
 
 
 def all_ops() -> dict[str, Operation]:
     if not _OPS:
-        _OPS.update(_table())
+        table, families = _table()
+        _FAMILIES.update(families)
+        _OPS.update(table)
     return _OPS
+
+
+def family(op: str) -> str:
+    """The family module (convbench/ops/<family>.py) that defines ``op``."""
+    all_ops()
+    return _FAMILIES.get(op, op)
 
 
 def get_op(name: str) -> Operation:

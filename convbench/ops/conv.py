@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convbench.ops import Operation, check_cval_fits, nbytes, shape_str, short_dtype
+from convbench.cases import conv as cases
+from convbench.ops import REQUIRED, Asv, Operation, check_cval_fits, nbytes, shape_str, short_dtype
 from refimpl import conv as ref
 from refimpl.geometry import as_tuple
 from refimpl.pad import canonical_border, source_index
@@ -75,15 +76,6 @@ def _check_arrays(names, shapes, dtypes) -> None:
                             "convbench.correlate)")
         if any(n < 1 for n in shape):
             raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
-
-
-def _check_kwargs(op: str, defaults, kwargs) -> dict:
-    accepted = [k for k, _ in defaults]
-    unknown = set(kwargs) - set(accepted)
-    if unknown:
-        raise TypeError(f"{op}() got unexpected keyword argument(s) {sorted(unknown)}; "
-                        f"accepted: {accepted}")
-    return {**dict(defaults), **kwargs}
 
 
 def _shape_param(value, name: str) -> tuple[int, ...]:
@@ -180,11 +172,6 @@ class LayerOp(Operation):
         """refimpl's resolved conv call (pads, out_spatial, ...) for this spec."""
         raise NotImplementedError
 
-    def fft_sizes(self, spec):
-        # only conv has an FFT candidate; the others report their first array's size
-        first = spec.shapes[0]
-        return math.prod(first), max(math.prod(first[2:]), 1)
-
 
 def _conv_kwargs(spec) -> dict:
     return {k: v for k, v in spec.params if k in _GEOMETRY}
@@ -195,7 +182,7 @@ class Conv(LayerOp):
     """``conv(x, w, bias=None, *, stride, padding, dilation, groups, border, cval)``."""
 
     def normalize(self, shapes, dtypes, kwargs) -> dict:
-        params = _check_kwargs(self.name, self.defaults, kwargs)
+        params = self.parameters(kwargs)
         if len(shapes) not in (2, 3) or len(dtypes) != len(shapes):
             raise ValueError(f"conv takes arrays x, w and optionally bias, got {len(shapes)} "
                              "shapes")
@@ -282,7 +269,7 @@ class ConvTranspose(LayerOp):
     """``conv_transpose(x, w, bias=None, *, stride, padding, output_padding, dilation, groups)``."""
 
     def normalize(self, shapes, dtypes, kwargs) -> dict:
-        params = _check_kwargs(self.name, self.defaults, kwargs)
+        params = self.parameters(kwargs)
         if len(shapes) not in (2, 3) or len(dtypes) != len(shapes):
             raise ValueError(f"conv_transpose takes arrays x, w and optionally bias, got "
                              f"{len(shapes)} shapes")
@@ -345,7 +332,7 @@ class ConvGrad(LayerOp):
     shape_param: str = "input_shape"
 
     def normalize(self, shapes, dtypes, kwargs) -> dict:
-        params = _check_kwargs(self.name, self.defaults, kwargs)
+        params = self.parameters(kwargs)
         if len(shapes) != 2 or len(dtypes) != 2:
             raise ValueError(f"{self.name} takes arrays {self.arrays}, got {len(shapes)} shapes")
         _check_arrays(self.arrays, shapes, dtypes)
@@ -446,7 +433,7 @@ class ConvGradBias(LayerOp):
     """``conv_grad_bias(dy)``: dy summed over N and the spatial axes."""
 
     def normalize(self, shapes, dtypes, kwargs) -> dict:
-        params = _check_kwargs(self.name, self.defaults, kwargs)
+        params = self.parameters(kwargs)
         if len(shapes) != 1 or len(dtypes) != 1:
             raise ValueError(f"conv_grad_bias takes one array dy, got {len(shapes)} shapes")
         if not 3 <= len(shapes[0]) <= 5:
@@ -475,30 +462,10 @@ class ConvGradBias(LayerOp):
     def work(self, spec):
         return _units(math.prod(spec.shapes[0]) * _US["grad_bias"])
 
-    def border_zones(self, spec):
-        return ((0, 0),)
-
-
-_CONV_DEFAULTS = (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1),
-                  ("border", "constant"), ("cval", 0.0))
-_TRANSPOSE_DEFAULTS = (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1),
-                       ("groups", 1))
-
-OPS = {
-    "conv": Conv("conv", ("x", "w", "bias"), _CONV_DEFAULTS),
-    "conv_transpose": ConvTranspose("conv_transpose", ("x", "w", "bias"), _TRANSPOSE_DEFAULTS),
-    "conv_grad_input": ConvGrad("conv_grad_input", ("dy", "w"),
-                                (("input_shape", None),) + _CONV_DEFAULTS),
-    "conv_grad_weight": ConvGrad("conv_grad_weight", ("x", "dy"),
-                                 (("weight_shape", None),) + _CONV_DEFAULTS,
-                                 shape_param="weight_shape"),
-    "conv_grad_bias": ConvGradBias("conv_grad_bias", ("dy",), ()),
-}
-
 
 # ---------------------------------------------------------------------------------------
 # conv_relu: conv then ReLU, the fused conv + bias + activation of GPU libraries
-# (cudnnConvolutionBiasActivationForward). Added with the GPU candidates (issue 6).
+# (cudnnConvolutionBiasActivationForward). It has no public function.
 # ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -515,4 +482,78 @@ class ConvRelu(Conv):
         return float(np.maximum(super().oracle_at(spec, arrays, index), 0.0))
 
 
-OPS["conv_relu"] = ConvRelu("conv_relu", ("x", "w", "bias"), _CONV_DEFAULTS)
+# ---------------------------------------------------------------------------------------
+# The records
+# ---------------------------------------------------------------------------------------
+
+_CONV_DEFAULTS = (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1),
+                  ("border", "constant"), ("cval", 0.0))
+_TRANSPOSE_DEFAULTS = (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1),
+                       ("groups", 1))
+
+# Every layer op runs on these; a module serving several ops defines one function per op.
+_OURS = {"im2col_numpy": "candidates.conv.im2col_numpy",
+         "conv_torch": "candidates.conv.conv_torch"}
+# cuDNN through torch, three settings (plain, autotuned, TF32 allowed)
+_CUDNN = {"cudnn_torch": "candidates.conv.cudnn_torch",
+          "cudnn_autotune_torch": "candidates.conv.cudnn_autotune_torch",
+          "cudnn_tf32_torch": "candidates.conv.cudnn_tf32_torch"}
+_PEERS = frozenset({"conv_torch", "cudnn_torch"})
+# "torch" means tensors on a GPU (CPU tensors get the numpy choice)
+_PREFERENCE = {"numpy": ("conv_torch", "im2col_numpy"),
+               "torch": ("cudnn_autotune_torch", "cudnn_torch", "conv_torch", "im2col_numpy")}
+
+OPS = {
+    "conv": Conv(
+        "conv", ("x", "w", "bias"), _CONV_DEFAULTS,
+        candidates={**_OURS, "per_channel_opencv": "candidates.conv.per_channel_opencv",
+                    "winograd_numpy": "candidates.conv.winograd_numpy", **_CUDNN,
+                    "implicit_gemm_triton": "candidates.conv.implicit_gemm_triton"},
+        peers=_PEERS,
+        preference=_PREFERENCE,
+        suites={"small": cases.small_conv_cases, "quick": cases.quick_conv_cases,
+                "layers": cases.layer_cases, "seed": cases.seed_conv_cases,
+                "gpu": cases.gpu_layer_cases},
+        asv=Asv(time=(("quick", 2), ("layers", 1)), peakmem=1),
+    ),
+    "conv_relu": ConvRelu(
+        "conv_relu", ("x", "w", "bias"), _CONV_DEFAULTS,
+        candidates={"conv_torch": "candidates.conv.conv_torch", **_CUDNN,
+                    "implicit_gemm_triton": "candidates.conv.implicit_gemm_triton"},
+        peers=_PEERS,
+        suites={"small": cases.small_conv_relu_cases, "gpu": cases.gpu_layer_cases},
+    ),
+    "conv_transpose": ConvTranspose(
+        "conv_transpose", ("x", "w", "bias"), _TRANSPOSE_DEFAULTS,
+        candidates={**_OURS, **_CUDNN},
+        peers=_PEERS,
+        preference=_PREFERENCE,
+        suites={"small": cases.small_transpose_cases},
+    ),
+    "conv_grad_input": ConvGrad(
+        "conv_grad_input", ("dy", "w"), (("input_shape", REQUIRED),) + _CONV_DEFAULTS,
+        candidates={**_OURS, **_CUDNN},
+        peers=_PEERS,
+        preference=_PREFERENCE,
+        suites={"small": cases.small_grad_cases, "layers": cases.layer_cases,
+                "seed": cases.mnist_cases, "gpu": cases.gpu_layer_cases},
+        asv=Asv(time=(("layers", 1),)),
+    ),
+    "conv_grad_weight": ConvGrad(
+        "conv_grad_weight", ("x", "dy"), (("weight_shape", REQUIRED),) + _CONV_DEFAULTS,
+        shape_param="weight_shape",
+        candidates={**_OURS, **_CUDNN},
+        peers=_PEERS,
+        preference=_PREFERENCE,
+        suites={"small": cases.small_grad_cases, "layers": cases.layer_cases,
+                "seed": cases.seed_grad_weight_cases, "gpu": cases.gpu_layer_cases},
+        asv=Asv(time=(("layers", 1),)),
+    ),
+    "conv_grad_bias": ConvGradBias(
+        "conv_grad_bias", ("dy",), (),
+        candidates={**_OURS, "cudnn_torch": "candidates.conv.cudnn_torch"},
+        peers=_PEERS,
+        preference=_PREFERENCE,
+        suites={"small": cases.small_bias_cases},
+    ),
+}

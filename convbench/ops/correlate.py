@@ -10,7 +10,8 @@ import numpy as np
 from convbench import arrays as xp
 from convbench import values
 from convbench.dtypes import result_dtype
-from convbench.ops import Operation, check_cval_fits, nbytes, normalize_out_dtype
+from convbench.cases import correlate as cases
+from convbench.ops import Asv, Operation, check_cval_fits, nbytes, normalize_out_dtype
 from refimpl import correlate as ref_correlate
 from refimpl.geometry import as_tuple, convolve_as_correlate_origin
 from refimpl.pad import canonical_border
@@ -101,9 +102,51 @@ def _computed_in(dtypes) -> np.dtype:
 _IMAGE_DEFAULTS = (("border", "constant"), ("cval", 0.0), ("padding", "same"), ("origin", 0),
                    ("out_dtype", None))
 
-OPS = {
-    "correlate": ImageFilter("correlate", ("x", "w"), _IMAGE_DEFAULTS),
-    "convolve": ImageFilter("convolve", ("x", "w"), _IMAGE_DEFAULTS, convolve=True),
+# The default choice where the measured table (convbench/choices.json) has no row. "torch"
+# means tensors on a GPU (CPU tensors get the numpy choice): cuDNN through torch first,
+# then our Triton kernel; not yet measured on a GPU here.
+_IMAGE_PREFERENCE = {
+    "numpy": ("filter2d_opencv", "separable_numpy", "fft_scipy", "ndimage_scipy", "conv_torch",
+              "shift_add_numpy"),
+    "torch": ("conv_torch", "direct_triton", "filter2d_opencv", "ndimage_scipy", "shift_add_numpy"),
+    "cupy": ("fft_cupy", "ndimage_cupy", "filter2d_opencv", "ndimage_scipy", "shift_add_numpy"),
 }
 
-
+OPS = {
+    "correlate": ImageFilter(
+        "correlate", ("x", "w"), _IMAGE_DEFAULTS,
+        candidates={
+            "shift_add_numpy": "candidates.correlate.shift_add_numpy",
+            "ndimage_scipy": "candidates.correlate.ndimage_scipy",
+            "filter2d_opencv": "candidates.correlate.filter2d_opencv",
+            "conv_torch": "candidates.correlate.conv_torch",
+            "fft_scipy": "candidates.correlate.fft_scipy",
+            "oaconvolve_scipy": "candidates.correlate.oaconvolve_scipy",
+            "separable_numpy": "candidates.correlate.separable_numpy",
+            "direct_numba": "candidates.correlate.direct_numba",
+            "fft_tiled_scipy": "candidates.correlate.fft_tiled_scipy",
+            "fftconvolve_scipy": "candidates.correlate.fftconvolve_scipy",
+            "ndimage_cupy": "candidates.correlate.ndimage_cupy",
+            "fft_cupy": "candidates.correlate.fft_cupy",
+            "direct_triton": "candidates.correlate.direct_triton",
+            "separable_numba": "candidates.correlate.separable_numba",
+            "fft_ducc": "candidates.correlate.fft_ducc",
+        },
+        peers=frozenset({"ndimage_scipy", "filter2d_opencv", "conv_torch", "oaconvolve_scipy",
+                         "fftconvolve_scipy", "ndimage_cupy"}),
+        preference=_IMAGE_PREFERENCE,
+        suites={"small": cases.small_image_cases, "quick": cases.quick_image_cases,
+                "seed": cases.seed_image_cases, "images": cases.image_sweep_cases,
+                "real": cases.real_image_cases, "gpu": cases.gpu_image_cases},
+        asv=Asv(time=(("quick", ("camera-sharpen", "seed-fft-1k")),), peakmem=1),
+    ),
+    # correlate on the reversed kernel: every correlate candidate is a convolve candidate
+    "convolve": ImageFilter(
+        "convolve", ("x", "w"), _IMAGE_DEFAULTS, convolve=True,
+        reuses="correlate",
+        preference=_IMAGE_PREFERENCE,
+        suites={"small": cases.small_image_cases,
+                "quick": lambda op: cases.quick_image_cases(op)[:2],
+                "real": cases.real_image_cases},
+    ),
+}

@@ -10,7 +10,7 @@ relative error u per product than a correlate whose kernel is given exactly, hen
 more term in gamma_K. (Separable candidates sum two or three short 1-D passes; their
 error is covered by the product's K, which is larger than the sum of the 1-D lengths.)
 
-Reused correlate candidates (registry.REUSED) run through ``correlate_call``: the sampled
+Reused correlate candidates (the record's ``reuses``) run through ``correlate_call``: the sampled
 N-D kernel in the compute type, border and cval as given, and ``out_dtype`` set to the
 Gaussian's result dtype where the kernel's dtype would change it (a float16 image gets a
 float32 kernel, rounding the weights no worse than a float32 candidate does, and a float16
@@ -26,8 +26,9 @@ import numpy as np
 
 from convbench import arrays as xp
 from convbench.dtypes import result_dtype
-from convbench.ops import (Operation, check_cval_fits, nbytes, normalize_out_dtype, shape_str,
-                           short_dtype)
+from convbench.cases import gaussian as cases
+from convbench.ops import (REQUIRED, Asv, Operation, check_cval_fits, nbytes, normalize_out_dtype,
+                           shape_str, short_dtype)
 from refimpl import correlate as ref_correlate
 from refimpl import gaussian as ref
 
@@ -163,8 +164,24 @@ class Gaussian(Operation):
         return (x, w), call
 
 
+_PREFERENCE = ("iir_numba", "gaussianblur_opencv", "separable_numpy", "ndimage_scipy",
+               "shift_add_numpy")
+
 OPS = {
-    "gaussian": Gaussian("gaussian", ("x",),
-                         (("sigma", None), ("border", "constant"), ("cval", 0.0), ("truncate", 4.0),
-                          ("out_dtype", None))),
+    "gaussian": Gaussian(
+        "gaussian", ("x",),
+        (("sigma", REQUIRED), ("border", "constant"), ("cval", 0.0), ("truncate", 4.0),
+         ("out_dtype", None)),
+        candidates={
+            "ndimage_scipy": "candidates.gaussian.ndimage_scipy",
+            "gaussianblur_opencv": "candidates.gaussian.gaussianblur_opencv",
+            "iir_numba": "candidates.gaussian.iir_numba",
+        },
+        peers=frozenset({"ndimage_scipy", "gaussianblur_opencv"}),
+        reuses="correlate",
+        preference={"numpy": _PREFERENCE, "torch": _PREFERENCE},
+        suites={"small": cases.small_gaussian_cases, "images": cases.image_gaussian_cases,
+                "quick": cases.quick_gaussian_cases},
+        asv=Asv(time=(("quick", 1),)),
+    ),
 }

@@ -32,9 +32,8 @@ lp_pool        see _lp_terms: sum of A/m * x**p, then the 1/p root. With no canc
                norm_type = +-inf is a max of |x|: exact.
 lp_pool_grad   see _lp_grad_terms; the same cancellation caveat, the same remedy.
 
-``error_scale(spec, arrays, points=None)`` returns the right absref for every op here.
-convbench.verification does not call it yet (it applies the op to |inputs|); the lead
-wires it into ``verification.reference``.
+``error_scale(spec, arrays, points=None)`` returns the right absref for every op here
+(``verification.reference`` asks it).
 """
 from __future__ import annotations
 
@@ -47,7 +46,8 @@ from fractions import Fraction
 import numpy as np
 
 from convbench.dtypes import ACCUMULATION, UNIT_ROUNDOFF
-from convbench.ops import Operation, nbytes
+from convbench.cases import pool as cases
+from convbench.ops import REQUIRED, Asv, Operation, nbytes
 from convbench.tolerance import gamma
 from refimpl import pool as ref
 from refimpl.geometry import as_tuple, pool_output_shape
@@ -162,11 +162,6 @@ class Pool(Operation):
             else:
                 zones.append((min(n, span + s), n - max(0, min(n, (o - 1) * s - p - span))))
         return tuple(zones)
-
-    def fft_sizes(self, spec):
-        """No FFT algorithm pools; verification asks every op: (samples of the first
-        array, 1), which makes the 'fft' model's padding term vanish."""
-        return math.prod(spec.shapes[0]), 1
 
     # -- oracle ----------------------------------------------------------------------
     def oracle(self, spec, arrays):
@@ -315,18 +310,50 @@ def _lp_cancels(spec, x) -> bool:
         return bool(np.any(np.asarray(x) < 0))
 
 
-_MAX = (("kernel_size", None), ("stride", None), ("padding", 0), ("dilation", 1),
+_MAX = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("dilation", 1),
         ("ceil_mode", False))
-_AVG = (("kernel_size", None), ("stride", None), ("padding", 0), ("ceil_mode", False),
+_AVG = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("ceil_mode", False),
         ("count_include_pad", True), ("divisor_override", None))
-_LP = (("norm_type", None), ("kernel_size", None), ("stride", None), ("ceil_mode", False))
+_LP = (("norm_type", REQUIRED), ("kernel_size", REQUIRED), ("stride", None), ("ceil_mode", False))
+
+# Every pooling op and gradient runs on these (one module, one function per op).
+_CANDIDATES = {"strided_numpy": "candidates.pool.strided_numpy",
+               "pool_torch": "candidates.pool.pool_torch",
+               "cudnn_torch": "candidates.pool.cudnn_torch"}
+_PEERS = frozenset({"pool_torch", "cudnn_torch"})
+# "torch" means tensors on a GPU (CPU tensors get the numpy choice)
+_PREFERENCE = {"numpy": ("strided_numpy", "pool_torch"),
+               "torch": ("cudnn_torch", "pool_torch", "strided_numpy")}
+_POOL = dict(candidates=_CANDIDATES, peers=_PEERS, preference=_PREFERENCE)
 
 OPS = {
-    "max_pool": Pool("max_pool", ("x",), _MAX, forward="max_pool"),
-    "avg_pool": Pool("avg_pool", ("x",), _AVG, forward="avg_pool"),
-    "lp_pool": Pool("lp_pool", ("x",), _LP, forward="lp_pool"),
-    "max_pool_grad": Pool("max_pool_grad", ("dy", "x"), _MAX, forward="max_pool"),
-    "avg_pool_grad": Pool("avg_pool_grad", ("dy",), (("input_shape", None),) + _AVG,
-                          forward="avg_pool"),
-    "lp_pool_grad": Pool("lp_pool_grad", ("dy", "x"), _LP, forward="lp_pool"),
+    "max_pool": Pool(
+        "max_pool", ("x",), _MAX, forward="max_pool", **_POOL,
+        suites={"small": cases.small_max_cases, "quick": cases.quick_pool_cases,
+                "layers": cases.layer_pool_cases},
+        asv=Asv(time=(("quick", 1), ("layers", 1)), peakmem=1),
+    ),
+    "max_pool_grad": Pool(
+        "max_pool_grad", ("dy", "x"), _MAX, forward="max_pool", **_POOL,
+        suites={"small": cases.small_max_cases, "layers": cases.layer_pool_cases},
+        asv=Asv(time=(("layers", 1),)),
+    ),
+    "avg_pool": Pool(
+        "avg_pool", ("x",), _AVG, forward="avg_pool", **_POOL,
+        suites={"small": cases.small_avg_cases, "layers": cases.layer_pool_cases},
+        asv=Asv(time=(("layers", 1),)),
+    ),
+    "avg_pool_grad": Pool(
+        "avg_pool_grad", ("dy",), (("input_shape", REQUIRED),) + _AVG, forward="avg_pool",
+        **_POOL,
+        suites={"small": cases.small_avg_cases, "layers": cases.layer_pool_cases},
+    ),
+    "lp_pool": Pool(
+        "lp_pool", ("x",), _LP, forward="lp_pool", **_POOL,
+        suites={"small": cases.small_lp_cases},
+    ),
+    "lp_pool_grad": Pool(
+        "lp_pool_grad", ("dy", "x"), _LP, forward="lp_pool", **_POOL,
+        suites={"small": cases.small_lp_cases},
+    ),
 }
