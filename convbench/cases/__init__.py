@@ -1,8 +1,9 @@
 """The case catalogue: verification cases and benchmark workloads, one id string each.
 
-A case is a spec plus what fills its arrays. Each op family lists its cases in its own
-module (correlate.py, conv.py, pool.py) as ``SUITES = {suite: {op: builder}}``; the
-suites, merged in ``all_suites()``:
+A case is a spec plus what fills its arrays. Each op family writes its case builders in
+its own module (correlate.py, conv.py, pool.py, gaussian.py); an op's record
+(convbench/ops) names the builder of each suite it is in, and ``all_suites()`` merges them.
+The suites:
 
     small     verification: odd/even kernels, kernel larger than the image, 1-pixel
               images, every border and padding, origins, integer and float16 images,
