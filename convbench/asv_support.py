@@ -74,7 +74,9 @@ def build_grid() -> dict:
     ops, gpu = {}, set()
     for op in registry.ops():
         cases, suites = _selected_cases(op)
-        candidates = registry.candidates(op)
+        # ours only: the suites add other installed packages' candidates at run time, so
+        # the frozen grid is the same with or without them
+        candidates = [c for c in registry.candidates(op) if c.package is None]
         gpu.update(c.name for c in candidates if _is_gpu(c))
         ops[op] = {
             "family": family(op),

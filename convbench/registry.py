@@ -51,6 +51,7 @@ class Candidate:
     fn: Callable | None = None          # a user's function with the op's signature
     error: str | Callable = "direct"    # the user's error model ('direct' unless told)
     reused_from: str | None = None      # "correlate": run a correlate candidate (op.correlate_call)
+    package: str | None = None          # the installed distribution adding it (convbench.outside)
     _module: object = field(default=None, repr=False)
 
     @property
@@ -130,7 +131,7 @@ class Candidate:
 
     @property
     def peer(self) -> bool:
-        return self.fn is None and self.name in PEERS
+        return self.fn is None and self.package is None and self.name in PEERS
 
     @property
     def key(self) -> str:
@@ -179,25 +180,26 @@ def ops() -> list[str]:
     return list(dict.fromkeys(list(CANDIDATES) + list(REUSED)))
 
 
-def _outside(op: str) -> dict[str, str]:
-    """Candidates of op from other installed packages (convbench.outside); a name of ours
-    is not replaced."""
+def _listed(op: str) -> list[tuple[str, str, str | None]]:
+    """(name, module, package) of op's own candidates: ours, then other installed packages'
+    (convbench.outside, which refuses a name of ours)."""
     from convbench import outside
 
-    return {name: path for name, path in outside.candidates().get(op, {}).items()
-            if name not in CANDIDATES.get(op, {})}
+    return ([(name, path, None) for name, path in CANDIDATES.get(op, {}).items()]
+            + [(e.name, e.module, e.package) for e in outside.candidates().get(op, {}).values()])
 
 
-def _entries(op: str) -> list[tuple[str, str, str | None]]:
-    """(name, module, reused_from) of op: its own candidates, then the reused op's ones
-    (a reused name the op already has is skipped: the op's own module wins)."""
+def _entries(op: str) -> list[tuple[str, str, str | None, str | None]]:
+    """(name, module, reused_from, package) of op: its own candidates, then the reused op's
+    ones (a reused name the op already has is skipped: the op's own module wins)."""
     if op not in CANDIDATES and op not in REUSED:
         raise ValueError(f"unknown op {op!r}; accepted: {', '.join(ops())}")
-    own = {**_outside(op), **CANDIDATES.get(op, {})}
-    out = [(name, path, None) for name, path in own.items()]
+    out = [(name, path, None, package) for name, path, package in _listed(op)]
+    own = {name for name, *_ in out}
     source = REUSED.get(op)
     if source:
-        out += [(name, path, source) for name, path in CANDIDATES[source].items() if name not in own]
+        out += [(name, path, source, package) for name, path, package in _listed(source)
+                if name not in own]
     return out
 
 
@@ -205,13 +207,13 @@ def candidates(op: str | None = None, names=None) -> list[Candidate]:
     """Registered candidates of ``op`` (or every op), optionally only ``names``."""
     out = []
     for o in ([op] if op else ops()):
-        for name, path, source in _entries(o):
+        for name, path, source, package in _entries(o):
             if not names or name in names:
-                out.append(Candidate(o, name, path, reused_from=source))
+                out.append(Candidate(o, name, path, reused_from=source, package=package))
     if names:
         missing = [n for n in names if n not in {c.name for c in out}]
         if missing:
-            all_names = sorted({n for o in ([op] if op else ops()) for n, _, _ in _entries(o)})
+            all_names = sorted({e[0] for o in ([op] if op else ops()) for e in _entries(o)})
             raise ValueError(f"unknown candidate(s) {missing}; accepted: {', '.join(all_names)}")
     return out
 

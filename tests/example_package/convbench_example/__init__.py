@@ -1,0 +1,1 @@
+"""Example candidates that another project adds to convbench (see pyproject.toml)."""
