@@ -115,7 +115,7 @@ def cmd_list(args) -> int:
                      "available": reason.replace("unavailable: ", "no: ") if reason else "yes",
                      "module": c.module_path + via})
     con = console()
-    print(render(rows, con, fold=("available", "module"), status=("available",)))
+    print(render(rows, con, fold=("available", "module"), status=("available",), group="op"))
     print()
     print(render([{"suite": name, "ops": ", ".join(builders),
                    "cases": str(sum(len(suite(name, op)) for op in builders))}

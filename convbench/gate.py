@@ -429,8 +429,10 @@ def _bad_times(value) -> str | None:
 # ------------------------------------------------------------------------ report
 
 
-def format_report(verdicts: list[Verdict]) -> str:
-    from convbench.table import format_seconds, format_table
+def format_report(verdicts: list[Verdict], con=None) -> str:
+    """The verdicts as a table, worst first: for ``con`` (convbench.table.console: rich on a
+    terminal), plain columns without one."""
+    from convbench.table import format_seconds, format_table, render
 
     order = {"WRONG": 0, "SLOWER": 1, "shared": 2, "unconfirmed": 3, "missing": 4, "new": 5,
              "faster": 6, "ok": 7, "skipped": 8}
@@ -443,7 +445,10 @@ def format_report(verdicts: list[Verdict]) -> str:
             "p": "" if math.isnan(vd.p) else f"{vd.p:.2g}",
             "note": vd.detail[:80],
         })
-    return format_table(rows, align_right=("now", "baseline", "ratio", "p"))
+    right = ("now", "baseline", "ratio", "p")
+    if con is None:
+        return format_table(rows, align_right=right)
+    return render(rows, con, right=right, fold=("op/case/candidate",), cut=("note",), status=("status",))
 
 
 def _names(verdicts: list[Verdict], limit: int) -> str:
@@ -603,8 +608,15 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
     ``isolate``/``timeout``: candidates run in a worker process, each call limited to
     ``timeout`` seconds (convbench.runner)."""
 
-    def say(text=""):
-        print(text, file=out)
+    from convbench.table import console, status_text
+
+    con = console(out)
+
+    def say(text=""):   # a reason: its status words coloured on a terminal
+        print(status_text(text, con), file=out)
+
+    def report(verdicts):
+        print(format_report(verdicts, con), file=out)
 
     if not min_effect > 0:
         raise GateError(f"--min-effect must be > 0, got {min_effect}")
@@ -641,13 +653,13 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
         if wrong:
             say(f"convbench gate: FAIL (exit {EXIT_WRONG}): {len(wrong)} candidate(s) failed "
                 f"verification; baseline {path} not written")
-            say(format_report(verdicts))
+            report(verdicts)
             return EXIT_WRONG
         document = baseline_document(entries, suite, kind, meta, samples)
         write_atomic(path, json.dumps(document, indent=1) + "\n")
         say(f"convbench gate: baseline written to {path} ({len(document['entries'])} timings, "
             f"suite {suite}, kind {kind}, {seconds:.0f} s)")
-        say(format_report(verdicts))
+        report(verdicts)
         return EXIT_PASS
 
     verdicts = compare(entries, doc, min_effect, alpha)
@@ -660,7 +672,7 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
         seconds += time.perf_counter() - started
     code, reason = decide(verdicts, min_effect, alpha, allow_missing)
     say(f"convbench gate: {reason} (exit {code}; suite {suite}, baseline {path}, {seconds:.0f} s)")
-    say(format_report(verdicts))
+    report(verdicts)
     return code
 
 

@@ -1,4 +1,5 @@
-"""``convbench report``: pictures and tables from run files.
+"""What convbench reports: the tables ``bench``, ``run``, ``tune`` and ``verify`` print
+(convbench.table draws them), and ``convbench report``'s pictures and tables from run files:
 
 - time against kernel size per algorithm on 1024x1024 float32 (the images sweep), with
   the direct-summation floor (2 K flops per pixel at the measured float32 GEMM rate),
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from convbench import results
+from convbench.table import format_seconds, render, status_text
 
 SWEEP_CASE = re.compile(r"^sweep-correlate-x1024x1024-w(\d+)x\1-constant-f32$")
 
@@ -110,7 +112,6 @@ def borders_picture(path: Path, width: int = 48) -> Path:
 def default_table(doc: dict) -> str:
     """The default choice against the fastest peer in one run document (results.load_run)."""
     from convbench.bench import default_vs_peers
-    from convbench.table import format_seconds
 
     rows = [{**r, "median": r["median"] if r["median"] is not None else math.nan}
             for r in doc["rows"]]
@@ -144,3 +145,87 @@ def report(run_paths=None, out_dir: Path | None = None) -> list[Path]:
     results.write_atomic(md, "# Default choice against the fastest peer (same run)\n\n" + tables + "\n")
     written.append(md)
     return written
+
+
+# ------------------------------------------------- the tables the command line prints
+
+RAN = ("pass", "slow", "FAIL", "error")   # statuses of candidates that were called
+STATUS_ORDER = RAN + ("refused", "unsupported", "unavailable", "skipped")
+SUMMARY_TITLE = "The default choice against the fastest peer, per case"
+SUMMARY_CAPTION = ("ratio: the default's median over the fastest peer's, both from this run "
+                   "(below 1: the default is faster)")
+DETAIL_TITLE = "Every candidate, per case"
+
+
+def counts(statuses) -> str:
+    """'3 pass, 1 FAIL': how many of each status, in STATUS_ORDER."""
+    statuses = list(statuses)
+    order = [s for s in STATUS_ORDER if s in statuses] + sorted(set(statuses) - set(STATUS_ORDER))
+    return ", ".join(f"{statuses.count(s)} {s}" for s in order)
+
+
+def summary_rows(rows: list[dict]) -> list[dict]:
+    """Per case: the default choice and the fastest peer with their medians (bench rows of
+    one run), how its candidates fared, and the ratio."""
+    from convbench.bench import default_vs_peers
+
+    out = []
+    for p in default_vs_peers(rows):
+        out.append({"case": p["case"], "default choice": p["default"],
+                    "median": format_seconds(p["default_median"]),
+                    "fastest peer": p["fastest_peer"], "peer median": format_seconds(p["peer_median"]),
+                    "verified": counts(r["status"] for r in rows if r["case"] == p["case"]
+                                       and r["status"] in RAN),
+                    "ratio": f"{p['ratio']:.2f}x" if p["ratio"] == p["ratio"] else p["default_status"]})
+    return out
+
+
+def detail_rows(rows: list[dict]) -> list[dict]:
+    """One line per bench row: its verification, median, spread, ratio to the fastest."""
+    out = []
+    for r in rows:
+        timed = not math.isnan(r["median"])
+        model = "" if r["error_model"] in ("direct", "") else ", " + r["error_model"]
+        note = r["detail"]
+        if note.startswith(r["status"] + ": "):   # the status column says it already
+            note = note[len(r["status"]) + 2:]
+        out.append({
+            "case": r["case"], "candidate": r["candidate"],
+            "verified": f"pass ({r['checked']}{model})" if r["status"] == "pass" else r["status"],
+            "median": format_seconds(r["median"]) if timed else "",
+            "IQR": format_seconds(r["iqr"]) if timed else "",
+            "ratio": f"{r['ratio']:.2f}x" if timed else "",
+            **({"peak extra": f"{r['peak_extra_bytes'] / 2**20:.1f} MiB"
+                if r.get("peak_extra_bytes") is not None else ""} if "peak_extra_bytes" in r else {}),
+            "note": note,
+        })
+    return out
+
+
+def bench_report(rows: list[dict], con) -> str:
+    """What bench and run print: the summary per case first, then every candidate's row,
+    then the count of each status."""
+    parts = []
+    summary = summary_rows(rows)
+    if summary:
+        parts.append(render(summary, con, fold=("case",), status=("verified",),
+                            below={"default choice": "median", "fastest peer": "peer median"},
+                            title=SUMMARY_TITLE, caption=SUMMARY_CAPTION))
+    parts.append(detail_table(rows, con))
+    cases = len(dict.fromkeys(r["case"] for r in rows))
+    parts.append(status_text(f"{cases} case{'' if cases == 1 else 's'}, {len(rows)} rows: "
+                             f"{counts(r['status'] for r in rows)}", con))
+    return "\n\n".join(parts)
+
+
+def detail_table(rows: list[dict], con) -> str:
+    return render(detail_rows(rows), con, right=("median", "IQR", "ratio", "peak extra"),
+                  cut=("note",), status=("verified",), group="case", title=DETAIL_TITLE)
+
+
+def verify_table(rows, con) -> str:
+    """Verification rows (convbench.verification.Row), grouped by case on a terminal."""
+    return render([{"case": r.case, "candidate": r.candidate, "status": r.status,
+                    "err/bound": "" if math.isnan(r.worst) else f"{r.worst:.2g}",
+                    "checked": r.checked, "detail": r.detail} for r in rows],
+                  con, cut=("detail",), status=("status",), group="case")
