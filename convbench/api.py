@@ -9,88 +9,49 @@ from __future__ import annotations
 
 import numpy as np
 
-from convbench import arrays as xp
-from convbench import registry, values
-from convbench.choose import choose
-from convbench.spec import Spec
-
-
-def _as_arrays(arrays, names):
-    for a, name in zip(arrays, names):
-        if a is None and name != "bias":
-            raise TypeError(f"{name} must be an array, got None")
-    lib = xp.common_library(arrays, names)
-    if lib == "numpy":
-        arrays = tuple(None if a is None else xp.as_numpy_argument(a, name)
-                       for a, name in zip(arrays, names))
-    return lib, arrays
+from convbench import plans
 
 
 def apply(op: str, arrays: tuple, names: tuple, kwargs: dict, algorithm: str | None = None,
           accuracy: str = "elementwise"):
-    """Validate, choose a candidate, run it; the result in the caller's array library.
+    """Run ``op`` on ``arrays`` with keyword arguments ``kwargs`` (a dict) through the plan
+    cache: validate and choose once per kind of call, check the values every call.
 
     The default choice reads the values (convbench.values): NaN/Inf, exact integer sums,
     and, for ``accuracy="elementwise"``, the elementwise contract. A named algorithm is
     the caller's choice of error model, but it is never given values it declares it
     cannot handle (NaN/Inf placement, exact integers)."""
-    values.check_accuracy(accuracy)
-    lib, arrays = _as_arrays(arrays, names)
-    present = [a for a in arrays if a is not None]
-    spec = Spec.make(op, [tuple(a.shape) for a in present], [xp.dtype_name(a) for a in present],
-                     **kwargs)
-    spec.check_memory(present[0])
-    found = values.facts(spec, present)
-    _refuse_nonfinite_into_integers(spec, found)
-    if algorithm is None:
-        candidate = choose(spec, _choice_library(lib, present[0]), arrays=present,
-                           accuracy=accuracy, found=found)
-    else:
-        candidate = _named_candidate(op, algorithm)
-        reason = (candidate.unavailable() or candidate.supports(spec)
-                  or values.ineligible(candidate, spec, found))
-        if reason:
-            raise ValueError(f"algorithm={algorithm!r} cannot run this call: {reason}")
-    if lib == "numpy" or candidate.module.LIBRARY == lib:
-        native = tuple(candidate.to_native(a) if lib == "numpy" else a for a in present)
-        out = spec.operation.call(candidate.function(), native, spec)
-    else:  # e.g. torch tensors into a numpy-based algorithm: round trip through numpy
-        native = tuple(candidate.to_native(xp.to_numpy(a)) for a in present)
-        out = spec.operation.call(candidate.function(), native, spec)
-    return _to_caller(out, lib, present[0])
+    from convbench.ops import get_op
+
+    record = get_op(op)
+    unknown = set(kwargs) - {k for k, _ in record.defaults}
+    if unknown:
+        raise TypeError(f"{op}() got unexpected keyword argument(s) {sorted(unknown)}; "
+                        f"accepted: {[k for k, _ in record.defaults]}")
+    params = tuple(kwargs.get(k, default) for k, default in record.defaults)
+    return plans.cached(op, arrays, names, params, algorithm, accuracy)
 
 
-def _named_candidate(op: str, algorithm):
-    if not isinstance(algorithm, str):
-        raise TypeError(f"algorithm must be a candidate name (a str, see `convbench list`) or "
-                        f"None, got {algorithm!r}")
-    try:
-        return registry.get(op, algorithm)
-    except ValueError as exc:
-        raise ValueError(f"algorithm={algorithm!r}: {exc}") from None
+def plan(op: str, *arrays, shapes=None, dtypes=None, library: str = "numpy",
+         device: str = "cpu", algorithm: str | None = None, accuracy: str = "elementwise",
+         **kwargs):
+    """A reusable plan of ``op``: validated and chosen once, run by calling it.
+
+    Give example arrays (``plan("correlate", x, w, border="wrap")``: their shapes, dtypes,
+    array library, device and the kernel's values decide), or ``shapes=`` and ``dtypes=``
+    (one name for all, or one per array) with ``library=`` and ``device=``. The op's
+    keywords, ``algorithm`` and ``accuracy`` mean what they mean in the op's function.
+    ``p(x, w)`` runs it on arrays of that description; ``p.explain()`` says which
+    candidate runs, why, its error model, what it keeps and what each call checks."""
+    if shapes is not None and arrays:
+        raise TypeError("plan() takes example arrays or shapes=, not both")
+    return plans.make(op, arrays, kwargs, algorithm, accuracy, shapes=shapes, dtypes=dtypes,
+                      library=library, device=device)
 
 
-def _refuse_nonfinite_into_integers(spec, found) -> None:
-    """An integer out_dtype cannot hold NaN (0 * Inf and Inf - Inf make NaN too): refuse
-    instead of a silent 0."""
-    out = spec.kwargs.get("out_dtype")
-    if not found.finite and out is not None and np.dtype(out).kind in "iu":
-        raise ValueError(f"the arrays hold NaN or Inf, which out_dtype={out} cannot represent; "
-                         "pass a floating out_dtype (or None), or replace them first")
-
-
-def _choice_library(lib: str, template) -> str:
-    """CPU tensors convert to numpy without a copy, so they get the numpy choice; tensors
-    on a GPU stay there."""
-    if lib == "torch" and template.device.type == "cpu":
-        return "numpy"
-    return lib
-
-
-def _to_caller(out, lib: str, template):
-    if xp.library_of(out) == lib:
-        return out
-    return xp.like(xp.to_numpy(out), template)
+_X, _XW, _XWB = ("x",), ("x", "w"), ("x", "w", "bias")
+# ops without an accuracy= keyword: every candidate of theirs is held to its own model
+_DIRECT = "normwise"
 
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None,
@@ -112,18 +73,16 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
         under its own stated bound (FFT: c u log2(L) ||x||_2 ||w||_2), the fastest route
         for large kernels on well-scaled data. See convbench.values.
     """
-    return apply("correlate", (x, w), ("x", "w"),
-                 dict(border=border, cval=cval, padding=padding, origin=origin, out_dtype=out_dtype),
-                 algorithm, accuracy)
+    return plans.cached("correlate", (x, w), _XW, (border, cval, padding, origin, out_dtype),
+                        algorithm, accuracy)
 
 
 def convolve(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None,
              algorithm=None, accuracy="elementwise"):
     """Convolve ``x`` with ``w`` (kernel reversed): equals scipy.ndimage.convolve for every
     border after name translation, even kernels included. Arguments as ``correlate``."""
-    return apply("convolve", (x, w), ("x", "w"),
-                 dict(border=border, cval=cval, padding=padding, origin=origin, out_dtype=out_dtype),
-                 algorithm, accuracy)
+    return plans.cached("convolve", (x, w), _XW, (border, cval, padding, origin, out_dtype),
+                        algorithm, accuracy)
 
 
 def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="constant",
@@ -136,62 +95,57 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="
     border: how the padded region is filled (constant with cval, edge, symmetric, reflect,
         wrap), which torch offers only partly.
     """
-    return apply("conv", (x, w, bias), ("x", "w", "bias"),
-                 dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
-                      border=border, cval=cval), algorithm)
+    return plans.cached("conv", (x, w, bias), _XWB,
+                        (stride, padding, dilation, groups, border, cval), algorithm, _DIRECT)
 
 
 def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
                    groups=1, algorithm=None):
     """torch.nn.functional.conv_transpose{1,2,3}d: x (N, C, *s), w (C, O/groups, *k)."""
-    return apply("conv_transpose", (x, w, bias), ("x", "w", "bias"),
-                 dict(stride=stride, padding=padding, output_padding=output_padding,
-                      dilation=dilation, groups=groups), algorithm)
+    return plans.cached("conv_transpose", (x, w, bias), _XWB,
+                        (stride, padding, output_padding, dilation, groups), algorithm, _DIRECT)
 
 
 def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, groups=1,
                     border="constant", cval=0.0, algorithm=None):
     """Gradient of sum(conv(x, w) * dy) with respect to x (border gradients folded back)."""
-    return apply("conv_grad_input", (dy, w), ("dy", "w"),
-                 dict(input_shape=input_shape, stride=stride, padding=padding,
-                      dilation=dilation, groups=groups, border=border, cval=cval), algorithm)
+    return plans.cached("conv_grad_input", (dy, w), ("dy", "w"),
+                        (input_shape, stride, padding, dilation, groups, border, cval),
+                        algorithm, _DIRECT)
 
 
 def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
                      border="constant", cval=0.0, algorithm=None):
     """Gradient of sum(conv(x, w) * dy) with respect to w."""
-    return apply("conv_grad_weight", (x, dy), ("x", "dy"),
-                 dict(weight_shape=weight_shape, stride=stride, padding=padding,
-                      dilation=dilation, groups=groups, border=border, cval=cval), algorithm)
+    return plans.cached("conv_grad_weight", (x, dy), ("x", "dy"),
+                        (weight_shape, stride, padding, dilation, groups, border, cval),
+                        algorithm, _DIRECT)
 
 
 def conv_grad_bias(dy, *, algorithm=None):
     """Gradient of sum(conv(x, w, bias) * dy) with respect to bias: dy summed over N and space."""
-    return apply("conv_grad_bias", (dy,), ("dy",), {}, algorithm)
+    return plans.cached("conv_grad_bias", (dy,), ("dy",), (), algorithm, _DIRECT)
 
 
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
              algorithm=None):
     """torch's max_pool{1,2,3}d on (N, C, *spatial); ties keep the first maximum."""
-    return apply("max_pool", (x,), ("x",),
-                 dict(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-                      ceil_mode=ceil_mode), algorithm)
+    return plans.cached("max_pool", (x,), _X, (kernel_size, stride, padding, dilation, ceil_mode),
+                        algorithm, _DIRECT)
 
 
 def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
              divisor_override=None, *, algorithm=None):
     """torch's avg_pool{1,2,3}d on (N, C, *spatial)."""
-    return apply("avg_pool", (x,), ("x",),
-                 dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
-                      count_include_pad=count_include_pad, divisor_override=divisor_override),
-                 algorithm)
+    return plans.cached("avg_pool", (x,), _X, (kernel_size, stride, padding, ceil_mode,
+                                              count_include_pad, divisor_override),
+                        algorithm, _DIRECT)
 
 
 def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, algorithm=None):
     """torch's lp_pool{1,2,3}d: (sum over the window of x**p) ** (1/p)."""
-    return apply("lp_pool", (x,), ("x",),
-                 dict(norm_type=norm_type, kernel_size=kernel_size, stride=stride,
-                      ceil_mode=ceil_mode), algorithm)
+    return plans.cached("lp_pool", (x,), _X, (norm_type, kernel_size, stride, ceil_mode),
+                        algorithm, _DIRECT)
 
 
 def gaussian(x, sigma, *, border="constant", cval=0.0, truncate=4.0, out_dtype=None,
@@ -211,6 +165,5 @@ def gaussian(x, sigma, *, border="constant", cval=0.0, truncate=4.0, out_dtype=N
         per-call check certifies it within the elementwise contract (large sigma on
         images without deep dark regions); 'normwise' takes it whenever it is fastest.
     """
-    return apply("gaussian", (x,), ("x",),
-                 dict(sigma=sigma, border=border, cval=cval, truncate=truncate,
-                      out_dtype=out_dtype), algorithm, accuracy)
+    return plans.cached("gaussian", (x,), _X, (sigma, border, cval, truncate, out_dtype),
+                        algorithm, accuracy)

@@ -116,6 +116,17 @@ def _table_problem(doc) -> str | None:
     return None
 
 
+def table_stamp() -> tuple:
+    """What identifies the table in use: each candidate file's path and modification time."""
+    stamp = []
+    for path in (user_table_path(), PACKAGED_TABLE):
+        try:
+            stamp.append((str(path), path.stat().st_mtime_ns))
+        except OSError:
+            stamp.append((str(path), None))
+    return tuple(stamp)
+
+
 def table() -> list[dict]:
     """The user's tuned table if there is a valid one, else the packaged one (else empty)."""
     for path in (user_table_path(), PACKAGED_TABLE):
@@ -182,16 +193,37 @@ def distance(a: dict, b: dict) -> float:
 
 def ranking(spec, library: str = "numpy", kernel=None) -> tuple[str, ...]:
     """Candidate names in order of preference for this call."""
-    rows = [r for r in table() if r["op"] == ("correlate" if spec.op == "convolve" else spec.op)]
+    return ranked(spec, library, kernel)[0]
+
+
+def ranked(spec, library: str = "numpy", kernel=None) -> tuple[tuple[str, ...], str]:
+    """(candidate names in order of preference, why: the table row or the rule)."""
+    op = "correlate" if spec.op == "convolve" else spec.op
+    rows = [r for r in table() if r["op"] == op]
     measured: tuple[str, ...] = ()
+    why = ""
     if rows and library in ("numpy", "torch") and spec.op in ("correlate", "convolve", "gaussian"):
         f = features(spec, kernel)
         nearest = min(rows, key=lambda r: distance(f, r))
         measured = tuple(nearest["ranking"])
+        why = (f"measured choice table, nearest row: {nearest['op']} rank {nearest['rank']}, "
+               f"{nearest['pixels']} pixels, kernel {'x'.join(map(str, nearest['kernel']))}, "
+               f"{'separable' if nearest['separable'] else 'not separable'}, "
+               f"{nearest['dtype']}, {nearest['border']} (distance "
+               f"{distance(f, nearest):.2g}; this call: {f['pixels']} pixels, kernel "
+               f"{'x'.join(map(str, f['kernel']))}, "
+               f"{'separable' if f['separable'] else 'not separable'}, {f['dtype']}, "
+               f"{f['border']})")
     fallback = RULES.get((spec.op, library), ())
+    rule = f"the preference list of {spec.op} on {library} arrays"
     if library == "torch":  # tensors stay where they are: torch first, then the table
-        return tuple(dict.fromkeys(fallback[:1] + measured + fallback))
-    return tuple(dict.fromkeys(measured + fallback))
+        names = tuple(dict.fromkeys(fallback[:1] + measured + fallback))
+        why = f"{rule} puts {fallback[0]} first" + (f"; then the {why}" if why else "") \
+            if fallback else why
+    else:
+        names = tuple(dict.fromkeys(measured + fallback))
+        why = (why + f"; then {rule}") if why else rule
+    return names, why
 
 
 def choose(spec, library: str = "numpy", kernel=None, *, arrays=None,

@@ -67,7 +67,7 @@ def exact_integer(spec) -> bool:
             and all(d != "bfloat16" and np.dtype(d).kind in "iu" for d in spec.dtypes[:2]))
 
 
-def _all_finite(a) -> bool:
+def all_finite(a) -> bool:
     lib = xp.library_of(a)
     if lib == "numpy":
         a = np.asarray(a)
@@ -95,7 +95,7 @@ def integer_bound(spec, x, w) -> int:
 
 def facts(spec, arrays) -> Facts:
     present = [a for a in arrays if a is not None]
-    finite = all(_all_finite(a) for a in present)
+    finite = all(all_finite(a) for a in present)
     bound = integer_bound(spec, present[0], present[1]) if exact_integer(spec) else None
     return Facts(finite, bound)
 
@@ -109,11 +109,26 @@ def ineligible(candidate, spec, found: Facts, accuracy: str = "normwise") -> str
         if found.int_bound >= 2**bits:
             return (f"integer sums up to {found.int_bound:.3g} are not exact in its "
                     f"accumulator ({bits} bits)")
+    return model_ineligible(candidate, spec, accuracy)
+
+
+def model_ineligible(candidate, spec, accuracy: str) -> str | None:
+    """Why ``candidate``'s error model does not meet ``accuracy`` whatever the values (None
+    when it does, or when a per-call certificate decides)."""
     model = candidate.error_model(spec)
     if accuracy == "elementwise" and model not in CONTRACT_MODELS | CERTIFIED_MODELS:
         return (f"its '{model}' error bound is weaker than the default's elementwise contract "
                 "(accuracy='normwise' allows it)")
     return None
+
+
+def refuse_nonfinite_into_integers(spec) -> None:
+    """An integer out_dtype cannot hold NaN (0 * Inf and Inf - Inf make NaN too): refuse
+    instead of a silent 0. Called when the arrays hold NaN or Inf."""
+    out = spec.kwargs.get("out_dtype")
+    if out is not None and np.dtype(out).kind in "iu":
+        raise ValueError(f"the arrays hold NaN or Inf, which out_dtype={out} cannot represent; "
+                         "pass a floating out_dtype (or None), or replace them first")
 
 
 def needs_certificate(candidate, spec, accuracy: str) -> bool:

@@ -5,11 +5,11 @@ import pytest
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail loudly if a candidate is chosen or called: errors must come before any work."""
-    import convbench.api
-    from convbench import registry
+    from convbench import choose, plans, registry
 
     def started(*args, **kwargs):
         raise AssertionError("work started before the input was rejected")
 
-    monkeypatch.setattr(convbench.api, "choose", started)
+    plans.clear_cache()      # a cached plan holds its candidate's function already
+    monkeypatch.setattr(choose, "ranked", started)
     monkeypatch.setattr(registry.Candidate, "function", started)

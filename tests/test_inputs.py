@@ -283,6 +283,7 @@ def with_user_table(text: str | None, calls: int = 2):
             (root / "choices.json").write_text(text)
         saved = os.environ.get("CONVBENCH_CACHE")
         os.environ["CONVBENCH_CACHE"] = str(root)
+        convbench.plans.clear_cache()   # plans follow a new table within a second; now
         try:
             for _ in range(calls):
                 y = convbench.correlate(X, W)
@@ -792,6 +793,7 @@ def test_invalid_table_is_read_once(tmp_path, monkeypatch):
     """An invalid user table warns once, however many calls follow (cached by mtime)."""
     (tmp_path / "choices.json").write_text("{oops")
     monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path))
+    convbench.plans.clear_cache()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(3):

@@ -1,0 +1,465 @@
+"""Plans: validate once, choose once, then run many calls at the cost of the chosen call.
+
+    p = convbench.plan("correlate", x, w, border="wrap")        # example arrays, or
+    p = convbench.plan("correlate", shapes=[(512, 512), (5, 5)], dtypes="float32")
+    y = p(x, w)                                                  # runs the chosen candidate
+    print(p.explain())                                           # what runs, and why
+
+A plan holds the validated spec, the candidates of the default choice's ranking that can
+run it (available here, supporting the spec, allowed by ``accuracy``), each with its bound
+function and keyword arguments, and the bytes a call needs. What a call's *values* decide
+stays per call (convbench.values): NaN/Inf placement, exact integer sums, and the
+certificate of an FFT or recursive-Gaussian algorithm; the first candidate of the ranking
+those allow runs. Kernel-derived state (FFT spectra, separable factors, transformed
+Winograd kernels) lives in the candidates' own kernel caches, which check the kernel's
+bytes on every hit (``explain()`` reports them).
+
+The public functions (convbench.correlate, ...) go through ``cached``: a bounded LRU of
+plans keyed by everything the choice depends on (op, array library and type, shapes,
+strides, dtypes, device, keywords with their types, ``algorithm``, ``accuracy``, and the
+kernel's bytes where the ranking reads its values), so a repeated call skips validation
+and choice.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import threading
+import time
+
+import numpy as np
+
+from convbench import arrays as xp
+from convbench import machine, registry, values
+
+CACHE_SIZE = 256                  # plans kept by the public functions (LRU)
+KERNEL_BYTES_IN_KEY = 65536       # calls with larger kernels are planned afresh each time
+
+
+class Choice:
+    """One candidate a plan may run, with what a call needs of it, resolved once."""
+
+    __slots__ = ("candidate", "function", "kwargs", "nonfinite", "int_limit", "certified",
+                 "to_native", "native_library")
+
+    def __init__(self, candidate, spec, accuracy):
+        self.candidate = candidate
+        self.function = candidate.function()
+        self.kwargs = {k: v for k, v in spec.params if v is not None}
+        self.nonfinite = candidate.nonfinite
+        self.int_limit = 2 ** candidate.exact_int_bits(spec) if values.exact_integer(spec) else None
+        self.certified = values.needs_certificate(candidate, spec, accuracy)
+        self.to_native = getattr(candidate.module, "to_native", None) if candidate.module_path else None
+        self.native_library = candidate.module.LIBRARY if candidate.module_path else "numpy"
+
+    def allows(self, finite: bool, int_bound) -> bool:
+        if not finite and not self.nonfinite:
+            return False
+        return int_bound is None or self.int_limit is None or int_bound < self.int_limit
+
+
+class Plan:
+    """A validated call of one op on arrays of one description; call it with the arrays."""
+
+    def __init__(self, spec, library: str, device: str, algorithm, accuracy: str,
+                 kernel=None):
+        from convbench import choose
+
+        self.spec, self.library, self.device = spec, library, device
+        self.algorithm, self.accuracy = algorithm, accuracy
+        self.arrays = _array_names(spec)
+        self.need = sum(spec.memory_parts().values())
+        self._float_arrays = tuple(i for i, d in enumerate(spec.dtypes)
+                                   if d == "bfloat16" or np.dtype(d).kind in "fc")
+        out = spec.kwargs.get("out_dtype")
+        self._int_out = out is not None and np.dtype(out).kind in "iu"
+        self._exact_int = values.exact_integer(spec)
+        self._cpu_tensors = library == "torch" and device == "cpu"
+        self._on_host = device == "cpu"
+        self._float_image = tuple(i for i in self._float_arrays if i != 1)
+        self.kernel_finite = kernel is None or not (kernel.dtype.kind in "fc") or \
+            bool(np.isfinite(kernel).all())
+        self.skipped: list[str] = []
+        if algorithm is not None:
+            candidate = _named_candidate(spec.op, algorithm)
+            reason = candidate.unavailable() or candidate.supports(spec)
+            if reason:
+                raise ValueError(f"algorithm={algorithm!r} cannot run this call: {reason}")
+            self.why = f"algorithm={algorithm!r} was asked for"
+            self.choices = (Choice(candidate, spec, "normwise"),)
+            return
+        choice_library = "numpy" if library == "torch" and device == "cpu" else library
+        names, self.why = choose.ranked(spec, choice_library, kernel)
+        if not names:
+            raise ValueError(f"no default algorithm for op {spec.op!r} on {library} arrays")
+        known = {c.name: c for c in registry.candidates(spec.op)}
+        choices = []
+        for name in names:
+            candidate = known.get(name)
+            if candidate is None:
+                continue
+            reason = (candidate.unavailable() or candidate.supports(spec)
+                      or values.model_ineligible(candidate, spec, accuracy))
+            if reason:
+                self.skipped.append(f"{name}: {reason}")
+            else:
+                choices.append(Choice(candidate, spec, accuracy))
+        if not choices:
+            raise ValueError(f"no algorithm can run {spec.id}: " + "; ".join(self.skipped))
+        self.choices = tuple(choices)
+
+    # -- running ------------------------------------------------------------------------
+    def __call__(self, *arrays):
+        """Run the plan on arrays matching its description (shapes, dtypes, library)."""
+        present = self._check(arrays)
+        return self.run(present)
+
+    def run(self, present, kernel_in_key: bool = False, host=None):
+        """Run on ``present`` (the non-None arrays), already known to match the plan.
+        ``kernel_in_key``: the kernel's bytes equal the example's (the plan cache's key
+        holds them), so its finiteness is the example's."""
+        if self._on_host:
+            free = machine.available_memory()     # cached for 0.1 s
+            if free is not None and self.need > free:
+                self.spec.check_memory(present[0])
+        else:
+            self.spec.check_memory(present[0])
+        # CPU tensors are read through numpy views (no copy): checks and numpy-based
+        # candidates then cost what they cost on numpy arrays
+        if host is None:
+            host = tuple(map(_host_view, present)) if self._cpu_tensors else present
+        finite = self.kernel_finite if kernel_in_key else True
+        if finite:
+            for i in (self._float_image if kernel_in_key else self._float_arrays):
+                if not _finite(host[i]):
+                    finite = False
+                    break
+        bound = values.integer_bound(self.spec, host[0], host[1]) if self._exact_int else None
+        if not finite and self._int_out:
+            values.refuse_nonfinite_into_integers(self.spec)
+        for choice in self.choices:
+            if not choice.allows(finite, bound):
+                continue
+            if choice.certified and values.certify(choice.candidate, self.spec, host):
+                continue
+            return self._run(choice, present, host)
+        raise ValueError(self._refusal(present, values.Facts(finite, bound)))
+
+    def _run(self, choice, present, host):
+        lib = self.library
+        if lib != "numpy" and choice.native_library == lib:
+            native = present                      # a torch candidate on tensors, cupy on cupy
+        elif lib == "numpy" or self._cpu_tensors:
+            native = host if choice.to_native is None else tuple(map(choice.to_native, host))
+        else:  # arrays on a GPU into a CPU algorithm: a round trip through the host
+            convert = choice.to_native or (lambda a: a)
+            native = tuple(convert(xp.to_numpy(a)) for a in present)
+        out = choice.function(*native, **choice.kwargs)
+        if lib == "numpy":
+            return out if type(out) is np.ndarray else xp.to_numpy(out)
+        if self._cpu_tensors and type(out) is np.ndarray:
+            import torch
+
+            return torch.from_numpy(out if out.flags.c_contiguous else np.ascontiguousarray(out))
+        if xp.library_of(out) == lib:
+            return out
+        return xp.like(xp.to_numpy(out), present[0])
+
+    def chosen(self, *arrays):
+        """The candidate a call on ``arrays`` would run (its values decide among the
+        plan's candidates), without running it."""
+        present = self._check(arrays)
+        found = values.facts(self.spec, present)
+        for choice in self.choices:
+            if choice.allows(found.finite, found.int_bound) and not (
+                    choice.certified and values.certify(choice.candidate, self.spec, present)):
+                return choice.candidate
+        raise ValueError(self._refusal(present, found))
+
+    def _refusal(self, present, found) -> str:
+        reasons = list(self.skipped)
+        for choice in self.choices:
+            reason = (values.ineligible(choice.candidate, self.spec, found, self.accuracy)
+                      or (choice.certified and values.certify(choice.candidate, self.spec, present)))
+            if reason:
+                reasons.append(f"{choice.candidate.name}: {reason}")
+        if self.algorithm is not None:
+            return f"algorithm={self.algorithm!r} cannot run this call: " + "; ".join(reasons)
+        return f"no algorithm can run {self.spec.id}: " + "; ".join(reasons)
+
+    def _check(self, arrays):
+        names = self.arrays
+        if len(arrays) > len(names) or len(arrays) < len(self.spec.shapes):
+            raise TypeError(f"this plan takes the arrays {names} ({len(self.spec.shapes)} "
+                            f"given when it was made), got {len(arrays)}")
+        lib, arrays = as_arrays(arrays, names[:len(arrays)])
+        present = tuple(a for a in arrays if a is not None)
+        got = tuple((tuple(a.shape), xp.dtype_name(a)) for a in present)
+        want = tuple(zip(self.spec.shapes, self.spec.dtypes))
+        if lib != self.library or got != want or _device(present[0]) != self.device:
+            made = ", ".join(f"{n} {s} {d}" for n, (s, d) in zip(names, want))
+            given = ", ".join(f"{n} {s} {d}" for n, (s, d) in zip(names, got))
+            raise ValueError(f"this plan was made for {self.library} arrays on {self.device} "
+                             f"({made}); got {lib} arrays on {_device(present[0])} ({given}): "
+                             "make a new plan (or call the op's function, which caches plans)")
+        return present
+
+    # -- explaining ---------------------------------------------------------------------
+    def explain(self) -> str:
+        """Which candidate runs, why, its error model, what it keeps; the alternatives."""
+        first = self.choices[0]
+        c = first.candidate
+        lines = [f"plan for {self.spec.id} on {self.library} arrays ({self.device})",
+                 f"runs: {c.name} ({c.key}{', from ' + c.package if getattr(c, 'package', None) else ''})",
+                 f"why: {self.why}",
+                 f"error model: {c.error_model(self.spec)}"
+                 + ("" if not first.certified else
+                    " (certified per call against the elementwise contract)"),
+                 f"keeps: {_keeps(c)}",
+                 f"per call: {_per_call(self, first)}"]
+        if len(self.choices) > 1:
+            lines.append("then, when a call's values rule out the one before: "
+                         + ", ".join(ch.candidate.name for ch in self.choices[1:]))
+        if self.skipped:
+            lines.append("not eligible here: " + "; ".join(self.skipped))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<convbench plan {self.spec.id} -> {self.choices[0].candidate.name}>"
+
+
+def _keeps(candidate) -> str:
+    module = candidate.module if candidate.module_path else None
+    caches = [(name, v) for name, v in vars(module).items()
+              if hasattr(v, "info") and hasattr(v, "get") and callable(v.info)] if module else []
+    if not caches:
+        return "nothing derived from the values (the spec and the choice only)"
+    parts = []
+    for name, cache in caches:
+        info = cache.info()
+        parts.append(f"{candidate.module_path}.{name}: {info['entries']} kernel(s), "
+                     f"{info['bytes'] / 2**20:.1f} MiB, {info['hits']} hits / {info['misses']} misses")
+    return "; ".join(parts)
+
+
+def _per_call(plan, choice) -> str:
+    checks = []
+    if plan._float_arrays:
+        checks.append("a finite-values check")
+    if plan._exact_int:
+        checks.append("the integer sum bound")
+    if choice.certified:
+        checks.append("the certificate of its bound")
+    checks.append("free memory")
+    return ", ".join(checks) or "nothing"
+
+
+def _finite(a) -> bool:
+    """No NaN or Inf in ``a``: one reduction (a dot product, or a sum) whose result is
+    finite when every value is, confirmed exactly only when it is not (an overflow)."""
+    if type(a) is np.ndarray:
+        kind = a.dtype.kind
+        if kind not in "fc":
+            return True
+        if kind == "f" and a.dtype.itemsize >= 4 and a.flags.c_contiguous:
+            flat = a.reshape(-1)
+            if math.isfinite(np.dot(flat, flat)):
+                return True
+        return bool(np.isfinite(a).all())
+    return values.all_finite(a)
+
+
+def _host_view(t):
+    """A CPU tensor's numpy view (a copy only for bfloat16, which numpy lacks)."""
+    try:
+        return t.detach().numpy()
+    except TypeError:
+        return xp.to_numpy(t)
+
+
+def _array_names(spec) -> tuple[str, ...]:
+    return spec.operation.arrays
+
+
+def _device(a) -> str:
+    lib = xp.library_of(a)
+    if lib == "torch":
+        return a.device.type if a.device.type == "cpu" else str(a.device)
+    return "gpu" if lib == "cupy" else "cpu"
+
+
+def as_arrays(arrays, names):
+    """(library, arrays): one array library for all, numpy arguments as ndarrays; a clear
+    error naming the argument otherwise."""
+    for a, name in zip(arrays, names):
+        if a is None and name != "bias":
+            raise TypeError(f"{name} must be an array, got None")
+    lib = xp.common_library(arrays, names)
+    if lib == "numpy":
+        arrays = tuple(None if a is None else xp.as_numpy_argument(a, name)
+                       for a, name in zip(arrays, names))
+    return lib, arrays
+
+
+def _named_candidate(op: str, algorithm):
+    if not isinstance(algorithm, str):
+        raise TypeError(f"algorithm must be a candidate name (a str, see `convbench list`) or "
+                        f"None, got {algorithm!r}")
+    try:
+        return registry.get(op, algorithm)
+    except ValueError as exc:
+        raise ValueError(f"algorithm={algorithm!r}: {exc}") from None
+
+
+def make(op: str, arrays, kwargs: dict, algorithm=None, accuracy: str = "elementwise",
+         *, shapes=None, dtypes=None, library: str = "numpy", device: str = "cpu") -> Plan:
+    """A plan from example ``arrays`` (their shapes, dtypes, library, device and the
+    kernel's values), or from ``shapes`` and ``dtypes`` alone."""
+    from convbench.spec import Spec
+
+    values.check_accuracy(accuracy)
+    kernel = None
+    if shapes is None:
+        names = _op_arrays(op)
+        lib, arrays = as_arrays(arrays, names[:len(arrays)])
+        present = [a for a in arrays if a is not None]
+        if not present:
+            raise TypeError(f"plan({op!r}) needs example arrays {names} or shapes=")
+        spec = Spec.make(op, [tuple(a.shape) for a in present],
+                         [xp.dtype_name(a) for a in present], **kwargs)
+        library, device = lib, _device(present[0])
+        spec.check_memory(present[0])          # before anything reads the values
+        if spec.op in KERNEL_VALUE_OPS:
+            kernel = xp.to_numpy(present[1])
+    else:
+        if library not in xp.LIBRARIES:
+            raise ValueError(f"library must be one of {xp.LIBRARIES}, got {library!r}")
+        if isinstance(dtypes, str) or dtypes is None:
+            dtypes = (dtypes or "float32",) * len(shapes)
+        spec = Spec.make(op, shapes, dtypes, **kwargs)
+    return Plan(spec, library, device, algorithm, accuracy, kernel)
+
+
+# ops whose default ranking reads the kernel's values (its separability)
+KERNEL_VALUE_OPS = frozenset({"correlate", "convolve"})
+
+
+def _op_arrays(op):
+    from convbench.ops import get_op
+
+    return get_op(op).arrays
+
+
+# -- the public functions' plan cache ------------------------------------------------------
+_cache: collections.OrderedDict = collections.OrderedDict()
+_cache_lock = threading.Lock()
+_stats = {"hits": 0, "misses": 0}
+
+
+def _describe(a):
+    """What the choice reads of one argument, hashable; TypeError for arguments that take
+    the uncached path (lists, non-native byte order, other types)."""
+    t = type(a)
+    if t is np.ndarray:
+        dtype = a.dtype
+        if dtype.isnative:
+            return (a.shape, dtype, a.strides)
+    elif a is None:
+        return ()
+    elif t is _tensor_type():
+        return (t, a.shape, a.dtype, a.stride(), a.device)
+    raise TypeError("not cached")
+
+
+def _tensor_type():
+    torch = sys.modules.get("torch")
+    return torch.Tensor if torch is not None else None
+
+
+TABLE_CHECK_S = 1.0     # how often the choice table's file is looked at (plans follow it)
+_table = {"next_check": -math.inf, "stamp": None}
+
+
+def _check_table() -> None:
+    """Forget every plan when the choice table in use changed (``convbench tune`` wrote
+    one, or CONVBENCH_CACHE points elsewhere): noticed within TABLE_CHECK_S."""
+    from convbench import choose
+
+    stamp = choose.table_stamp()
+    if stamp != _table["stamp"]:
+        clear_cache()
+        _table["stamp"] = stamp
+    _table["next_check"] = time.monotonic() + TABLE_CHECK_S
+
+
+def _kernel_key(w):
+    """The kernel's bytes; TypeError (the uncached path) for a large kernel, whose call
+    costs far more than planning it."""
+    if w is None:
+        raise TypeError("not cached")
+    if type(w) is not np.ndarray:
+        if math.prod(w.shape) * w.element_size() > KERNEL_BYTES_IN_KEY:
+            raise TypeError("not cached")
+        w = xp.to_numpy(w)          # a kernel on a GPU: the choice reads its values
+    if w.nbytes > KERNEL_BYTES_IN_KEY:
+        raise TypeError("not cached")
+    return w.tobytes()
+
+
+def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accuracy):
+    """Run ``op`` through the plan cache. ``params`` are the op's keyword values in its
+    record's order, as the caller gave them (their types are part of the key: 0, 0.0 and
+    False are equal in Python, not to validation)."""
+    if time.monotonic() > _table["next_check"]:
+        _check_table()
+    host = None
+    try:
+        described = tuple(map(_describe, arrays))
+        key = (op, algorithm, accuracy, params, tuple(map(type, params)), described)
+        if op in KERNEL_VALUE_OPS:
+            w = arrays[1]
+            if type(w) is _tensor_type() and w.device.type == "cpu":
+                host = tuple(map(_host_view, arrays))      # CPU tensors: numpy views, once
+                w = host[1]
+            key += (_kernel_key(w),)
+        plan = _cache.get(key)
+    except TypeError:           # unhashable keywords, lists for arrays: the uncached path
+        key = plan = None
+    if plan is None:
+        _stats["misses"] += 1
+        kwargs = dict(zip(_param_names(op), params))
+        plan = make(op, arrays, kwargs, algorithm, accuracy)
+        if key is not None:
+            with _cache_lock:
+                _cache[key] = plan
+                while len(_cache) > CACHE_SIZE:
+                    _cache.popitem(last=False)
+        _, arrays = as_arrays(arrays, names)
+    else:
+        _stats["hits"] += 1
+        try:
+            _cache.move_to_end(key)
+        except KeyError:        # dropped by another thread meanwhile
+            pass
+    present = arrays if arrays[-1] is not None else arrays[:-1]    # only bias may be None
+    return plan.run(present, kernel_in_key=key is not None and op in KERNEL_VALUE_OPS,
+                    host=host if host is None or len(host) == len(present) else host[:-1])
+
+
+def _param_names(op):
+    from convbench.ops import get_op
+
+    return [k for k, _ in get_op(op).defaults]
+
+
+def cache_info() -> dict:
+    """Hits, misses and size of the public functions' plan cache."""
+    return {**_stats, "size": len(_cache), "max_size": CACHE_SIZE}
+
+
+def clear_cache() -> None:
+    """Forget every cached plan (the next call of each kind plans afresh)."""
+    with _cache_lock:
+        _cache.clear()
+        _stats.update(hits=0, misses=0)
