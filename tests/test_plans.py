@@ -1,0 +1,201 @@
+"""Plans and the public functions' plan cache: chosen once, value checks every call.
+
+Expected values come from the float64 oracles (refimpl) or from scipy; the cache is
+observed through ``convbench.plans.cache_info()`` and ``Plan.explain()``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convbench
+from convbench import machine, plans
+from refimpl import correlate as ref
+
+RNG = np.random.default_rng(7)
+X = RNG.standard_normal((24, 20)).astype(np.float32)
+W = RNG.standard_normal((3, 5)).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    plans.clear_cache()
+    yield
+    plans.clear_cache()
+
+
+def close(got, want, rtol=1e-5):
+    want = np.asarray(want, dtype=np.float64)
+    scale = np.max(np.abs(want), initial=1.0)
+    np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=0, atol=rtol * scale)
+
+
+# ------------------------------------------------------------------------------ plan()
+
+def test_plan_from_example_arrays_runs_like_the_function():
+    p = convbench.plan("correlate", X, W, border="wrap")
+    want = ref.correlate(X.astype(np.float64), W.astype(np.float64), border="wrap")
+    close(p(X, W), want)
+    close(convbench.correlate(X, W, border="wrap"), want)
+
+
+def test_plan_from_shapes_and_dtypes():
+    p = convbench.plan("correlate", shapes=[X.shape, W.shape], dtypes="float32", border="edge")
+    assert p.spec.shapes == (X.shape, W.shape) and p.spec.dtypes == ("float32", "float32")
+    close(p(X, W), ref.correlate(X.astype(np.float64), W.astype(np.float64), border="edge"))
+
+
+def test_plan_of_conv_and_max_pool_on_tensors():
+    torch = pytest.importorskip("torch")
+    x = torch.from_numpy(RNG.standard_normal((2, 3, 9, 8)).astype(np.float32))
+    w = torch.from_numpy(RNG.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    p = convbench.plan("conv", x, w, padding=1)
+    y = p(x, w)
+    assert isinstance(y, torch.Tensor)
+    close(y.numpy(), torch.nn.functional.conv2d(x.double(), w.double(), padding=1).numpy())
+    q = convbench.plan("max_pool", x, kernel_size=2)
+    close(q(x).numpy(), torch.nn.functional.max_pool2d(x, 2).numpy(), rtol=0)
+
+
+def test_plan_refuses_arrays_of_another_description():
+    p = convbench.plan("correlate", X, W)
+    with pytest.raises(ValueError, match=r"made for numpy arrays .*x \(24, 20\) float32"):
+        p(X[:10], W)
+    with pytest.raises(ValueError, match="float64"):
+        p(X.astype(np.float64), W)
+    with pytest.raises(TypeError, match="takes the arrays"):
+        p(X, W, W)
+
+
+def test_plan_argument_errors_name_the_argument():
+    with pytest.raises(TypeError, match="not both"):
+        convbench.plan("correlate", X, W, shapes=[X.shape, W.shape])
+    with pytest.raises(ValueError, match="library must be one of"):
+        convbench.plan("correlate", shapes=[X.shape, W.shape], library="jax")
+    with pytest.raises(ValueError, match="unknown op"):
+        convbench.plan("corelate", X, W)
+    with pytest.raises(ValueError, match="border"):
+        convbench.plan("correlate", X, W, border="mirrored")
+    with pytest.raises(ValueError, match="accuracy"):
+        convbench.plan("correlate", X, W, accuracy="roughly")
+
+
+def test_explain_names_candidate_reason_model_and_per_call_checks():
+    p = convbench.plan("correlate", X, W)
+    text = p.explain()
+    chosen = p.choices[0].candidate.name
+    assert f"runs: {chosen}" in text
+    assert "why: " in text and ("choice table" in text or "preference list" in text)
+    assert f"error model: {p.choices[0].candidate.error_model(p.spec)}" in text
+    assert "per call: a finite-values check" in text
+    named = convbench.plan("correlate", X, W, algorithm="shift_add_numpy").explain()
+    assert "runs: shift_add_numpy" in named and "algorithm='shift_add_numpy' was asked for" in named
+
+
+# ------------------------------------------------------------------- the plan cache
+
+def test_repeated_calls_hit_the_cache_and_other_calls_miss():
+    for _ in range(3):
+        convbench.correlate(X, W)
+    info = plans.cache_info()
+    assert (info["misses"], info["hits"], info["size"]) == (1, 2, 1)
+    convbench.correlate(X, W, border="wrap")          # another keyword value
+    convbench.correlate(X.astype(np.float64), W)      # another dtype
+    convbench.correlate(X[::2], W)                    # another shape and strides
+    assert plans.cache_info()["misses"] == 4
+
+
+def test_keyword_types_are_part_of_the_key():
+    convbench.correlate(X, W, cval=0)
+    with pytest.raises(TypeError, match="cval"):     # False == 0 in Python, not here
+        convbench.correlate(X, W, cval=False)
+
+
+def test_the_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(plans, "CACHE_SIZE", 3)
+    for n in range(8, 16):
+        convbench.correlate(X[:n], W)
+    assert plans.cache_info()["size"] == 3
+
+
+def test_a_kernel_changed_in_place_is_a_new_plan():
+    w = W.copy()
+    first = convbench.correlate(X, w)
+    w[1, 2] += 1.0
+    second = convbench.correlate(X, w)
+    assert plans.cache_info()["misses"] == 2
+    close(second, ref.correlate(X.astype(np.float64), w.astype(np.float64)))
+    assert not np.allclose(first, second)
+
+
+def test_value_checks_stay_per_call():
+    """A plan made on finite values still places NaN/Inf as the oracle does, and a kernel
+    holding NaN reaches only candidates declaring NONFINITE."""
+    convbench.correlate(X, W)
+    x = X.copy()
+    x[5, 7], x[10, 3] = np.nan, np.inf
+    got = convbench.correlate(x, W)
+    want = ref.correlate(x.astype(np.float64), W.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    finite = np.isfinite(want)
+    close(np.where(finite, got, 0), np.where(finite, want, 0))
+    w = W.copy()
+    w[0, 0] = np.nan
+    want = ref.correlate(X.astype(np.float64), w.astype(np.float64))
+    assert 0 < np.isnan(want).sum() < want.size          # NaN only where w[0, 0] reads x
+    np.testing.assert_array_equal(np.isnan(convbench.correlate(X, w)), np.isnan(want))
+
+
+def test_exact_integer_bound_is_per_call():
+    """int32 images with an integer out_dtype are exact whatever a cached plan saw first."""
+    w = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.int32)
+    small = np.arange(30, dtype=np.int32).reshape(5, 6)
+    convbench.correlate(small, w, out_dtype="int64")
+    big = small + np.int32(2**28)
+    got = convbench.correlate(big, w, out_dtype="int64")
+    want = ref.correlate(big, w, out_dtype="int64")
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, want)
+    assert int(got[2, 2]) == 16 * 2**28 + int((small[1:4, 1:4] * w).sum())  # by hand
+
+
+def test_memory_is_checked_on_every_call(monkeypatch):
+    convbench.correlate(X, W)
+    monkeypatch.setattr(machine, "available_memory", lambda: 100)
+    with pytest.raises(ValueError, match="would need about"):
+        convbench.correlate(X, W)
+
+
+def test_a_new_choice_table_is_followed(tmp_path, monkeypatch):
+    """Plans are forgotten when the table in use changes (noticed within TABLE_CHECK_S)."""
+    convbench.correlate(X, W)
+    assert plans.cache_info()["size"] == 1
+    monkeypatch.setattr(plans, "TABLE_CHECK_S", 0.0)
+    monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path))
+    (tmp_path / "choices.json").write_text(
+        '{"schema": "convbench-choices", "version": 1, "rows": [{"op": "correlate", "rank": 2, '
+        '"pixels": 480, "taps": 15, "kernel": [3, 5], "separable": false, "dtype": "float32", '
+        '"border": "constant", "ranking": ["shift_add_numpy"]}]}')
+    plans._table["next_check"] = 0.0
+    convbench.correlate(X, W)
+    assert plans.cache_info()["size"] == 1 and plans.cache_info()["misses"] == 1
+    p = next(iter(plans._cache.values()))
+    assert p.choices[0].candidate.name == "shift_add_numpy"
+
+
+def test_unhashable_keywords_take_the_uncached_path():
+    got = convbench.correlate(X, W, origin=[0, 1])
+    close(got, ref.correlate(X.astype(np.float64), W.astype(np.float64), origin=(0, 1)))
+    assert plans.cache_info()["size"] == 0
+
+
+def test_cpu_tensors_come_back_as_tensors_with_numpy_choice():
+    torch = pytest.importorskip("torch")
+    x, w = torch.from_numpy(X), torch.from_numpy(W)
+    got = convbench.correlate(x, w)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
+    close(got.numpy(), ref.correlate(X.astype(np.float64), W.astype(np.float64)))
+    tensor_plan = convbench.plan("correlate", x, w)
+    numpy_plan = convbench.plan("correlate", X, W)
+    assert tensor_plan.choices[0].candidate.name == numpy_plan.choices[0].candidate.name
