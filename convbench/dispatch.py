@@ -87,8 +87,10 @@ def _check(got, want, what: str) -> None:
         raise AssertionError(f"{what} does not agree with the candidate's direct call")
 
 
-def measure_call(call: Call, library: str, protocol: Protocol = PROTOCOL) -> dict:
-    """One row: medians (microseconds) of convbench, the chosen candidate and the peers."""
+def callables(call: Call, library: str) -> tuple[dict, str]:
+    """({"convbench": ..., "candidate": ..., <peer>: ...} zero-argument functions, the
+    chosen candidate's name) for ``call`` on ``library`` arrays, each checked once
+    against the candidate's own result (a timing is never given for a wrong result)."""
     import convbench
     from convbench import plans
 
@@ -115,16 +117,29 @@ def measure_call(call: Call, library: str, protocol: Protocol = PROTOCOL) -> dic
     for name in call.peers:
         fns[name] = _peer(name, call, arrays)
         _check(fns[name](), fns["candidate"](), name)
+    return fns, candidate.name
+
+
+def measure_call(call: Call, library: str, protocol: Protocol = PROTOCOL) -> dict:
+    """One row: medians (microseconds) of convbench, the chosen candidate and the peers,
+    and the overhead: the median over interleaved samples of convbench - candidate."""
+    fns, candidate = callables(call, library)
     timings = measure(fns, protocol)
     overhead = statistics.median(
         a - b for a, b in zip(timings["convbench"].samples, timings["candidate"].samples))
-    row = {"call": call.name, "arrays": "numpy" if library == "numpy" else "torch (CPU)",
-           "candidate": candidate.name,
-           "convbench_us": timings["convbench"].median * 1e6,
-           "candidate_us": timings["candidate"].median * 1e6,
-           "overhead_us": overhead * 1e6}
-    row["peers"] = {name: timings[name].median * 1e6 for name in call.peers}
-    return row
+    return {"call": call.name, "arrays": "numpy" if library == "numpy" else "torch (CPU)",
+            "candidate": candidate,
+            "convbench_us": timings["convbench"].median * 1e6,
+            "candidate_us": timings["candidate"].median * 1e6,
+            "overhead_us": overhead * 1e6,
+            "peers": {name: timings[name].median * 1e6 for name in call.peers}}
+
+
+def by_name(name: str) -> Call:
+    for call in CALLS:
+        if call.name == name:
+            return call
+    raise ValueError(f"unknown dispatch call {name!r}; accepted: {[c.name for c in CALLS]}")
 
 
 def measure_all(protocol: Protocol = PROTOCOL, calls=CALLS, libraries=LIBRARIES,
