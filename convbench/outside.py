@@ -8,8 +8,9 @@ A package adds candidates by declaring, in its pyproject.toml::
 The entry's name is ``<op>.<candidate name>``, the candidate name ``<algorithm>_<library>``;
 its value is a module following the candidate contract of ``candidates/__init__.py``. They
 are listed, verified, timed and gated like convbench's own (a correlate candidate also runs
-convolve and gaussian, as ours do), and never chosen by default: the default choice reads
-only the preference lists and the measured table.
+convolve and gaussian, as ours do). The default choice does not pick them: its preference
+lists and packaged table name convbench's own only (a table measured here by
+``convbench tune`` ranks every verified candidate, theirs too).
 
 An entry that cannot be used (a bad name, an unknown op, a name convbench or an earlier
 package already uses for that op, a module that cannot be imported or misses part of the
