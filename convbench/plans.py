@@ -256,15 +256,12 @@ def _per_call(plan, choice) -> str:
 
 
 def _finite(a) -> bool:
-    """No NaN or Inf in ``a``: one reduction (a dot product, or a sum) whose result is
-    finite when every value is, confirmed exactly only when it is not (an overflow)."""
+    """No NaN or Inf in ``a`` (a floating array): one dot product, finite when every value
+    is, confirmed exactly only when it is not (an overflow, or a NaN or Inf)."""
     if type(a) is np.ndarray:
-        kind = a.dtype.kind
-        if kind not in "fc":
-            return True
-        if kind == "f" and a.dtype.itemsize >= 4 and a.flags.c_contiguous:
+        if a.dtype.kind == "f" and a.dtype.itemsize >= 4 and a.flags.c_contiguous:
             flat = a.reshape(-1)
-            if math.isfinite(np.dot(flat, flat)):
+            if math.isfinite(flat.dot(flat)):
                 return True
         return bool(np.isfinite(a).all())
     return values.all_finite(a)
