@@ -553,7 +553,8 @@ OPS = {
         "conv_grad_bias", ("dy",), (),
         candidates={**_OURS, "cudnn_torch": "candidates.conv.cudnn_torch"},
         peers=_PEERS,
-        preference=_PREFERENCE,
+        preference={"numpy": _PREFERENCE["numpy"],
+                    "torch": ("cudnn_torch", "conv_torch", "im2col_numpy")},
         suites={"small": cases.small_bias_cases},
     ),
 }
