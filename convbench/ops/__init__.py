@@ -1,9 +1,10 @@
 """The op table: one record per operation, holding everything the project knows of it.
 
 A record is the op's ``Operation`` instance. Each family module (correlate.py, conv.py,
-pool.py, gaussian.py) writes its records in an ``OPS`` dict, merged by ``all_ops()``;
-every former table (registry.CANDIDATES, PEERS, REUSED, choose.RULES, cases.all_suites(),
-asv_support's selections) is derived from the records, so no module special-cases ops.
+pool.py, gaussian.py) writes its records in an ``OPS`` dict, merged by ``all_ops()``.
+The tables other modules read (registry.CANDIDATES, PEERS and REUSED, choose.RULES,
+cases.all_suites(), asv_support's selections) are derived from the records on each access,
+so no module special-cases ops and a new op edits no table.
 
 ============  ========================================================================
 field         what it holds
