@@ -608,6 +608,7 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
     ``isolate``/``timeout``: candidates run in a worker process, each call limited to
     ``timeout`` seconds (convbench.runner)."""
 
+    from convbench.progress import Progress
     from convbench.table import console, status_text
 
     con = console(out)
@@ -639,9 +640,11 @@ def run(suite: str = "gate", baseline: str | Path | None = None, update: bool = 
     slow_call_s = SLOW_CALL_S if update else max(
         [SLOW_CALL_S] + [SLOW_MARGIN * _median(e["seconds"]) for e in doc["entries"].values()])
     started = time.perf_counter()
-    with thread_settings.threads(threads, libraries=libraries) as n:
+    with thread_settings.threads(threads, libraries=libraries) as n, \
+            Progress(len(cases), "gate") as progress:
         entries = measure_suite(cases, candidates, samples=samples, sample_s=sample_s,
-                                slow_call_s=slow_call_s, isolate=isolate, timeout=timeout)
+                                slow_call_s=slow_call_s, progress=progress, isolate=isolate,
+                                timeout=timeout)
     seconds = time.perf_counter() - started
     meta = machine.metadata(n)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-# the first style that names a word of a cell colours it (see status_text)
+# the colour of each status word on a terminal
 STATUS_STYLES = {
     "bold red": ("FAIL", "FAILED", "error", "WRONG", "SLOWER"),
     "green": ("pass", "PASSED", "ok", "faster", "baseline"),
@@ -63,7 +63,8 @@ def _one_line(value) -> str:
 
 
 def status_text(text: str, con) -> str:
-    """``text`` with its status words (pass, FAIL, ...) coloured on a terminal, as is elsewhere."""
+    """A line of ``text``: on a terminal its status words (pass, FAIL, ...) coloured and
+    folded to the width; elsewhere as is."""
     if not con.is_terminal:
         return text
     return _capture(con, _styled(text))
@@ -76,8 +77,7 @@ def render(rows: list[dict], con, *, right=RIGHT, fold=(), cut=(), status=(),
 
     On a terminal: a table wider than the terminal gives the ``fold`` columns (ids, folded
     onto more lines) and ``cut`` columns (notes, cut with an ellipsis) the width the others
-    leave, in proportion to the geometric mean of their longest and mean cell (a column of
-    short cells with one long note gets less than one of long cells); ``status`` columns are coloured; ``below`` = {column: other} shows
+    leave (see _fill); ``status`` columns are coloured; ``below`` = {column: other} shows
     ``other`` under ``column`` in one cell (two lines, fewer columns); with ``group``,
     each value of that column heads its own block of rows instead of repeating on each.
     Plain: one table with every column, ``title`` above it and ``caption`` under it.
@@ -105,9 +105,8 @@ def render(rows: list[dict], con, *, right=RIGHT, fold=(), cut=(), status=(),
     flexible = [i for i, c in enumerate(columns) if c in fold or c in cut]
     if flexible and natural > con.width:
         room = con.width - natural + sum(widths[i] for i in flexible)
-        shares = _fill(room, [widths[i] for i in flexible],
-                       [max(1, round((max(n) * sum(n) / len(n)) ** 0.5)) for n in map(lengths.__getitem__, flexible)])
-        for i, w in zip(flexible, shares):
+        typical = [round((max(lengths[i]) * sum(lengths[i]) / len(lengths[i])) ** 0.5) for i in flexible]
+        for i, w in zip(flexible, _fill(room, [widths[i] for i in flexible], typical)):
             widths[i] = w
     blocks = ([(None, cells)] if group is None else
               [(key, [row for row, r in zip(cells, rows) if r[group] == key])
@@ -122,8 +121,10 @@ def render(rows: list[dict], con, *, right=RIGHT, fold=(), cut=(), status=(),
 
 
 def _fill(room: int, caps: list[int], weights: list[int]) -> list[int]:
-    """Widths that share ``room`` by weight, none above its cap: what a capped column does
-    not need goes to the others."""
+    """Widths that share ``room`` by weight, none above its cap (its longest cell): what a
+    column does not need goes to the others. The weight of a column is the geometric mean
+    of its longest and its mean cell, so that one long note among short cells claims less
+    than a column of long ids."""
     widths, todo = {}, set(range(len(caps)))
     while todo:
         total = sum(weights[i] for i in todo)
