@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from convbench_example.windowed_numpy import (DEVICE, ERROR, EXACT_INT_BITS, LIBRARY,  # noqa: F401
-                                              NONFINITE, supports)
+from convbench_example.windowed_numpy import (DEVICE, ERROR, EXACT_INT_BITS, LIBRARY, NONFINITE,
+                                              supports)
 from convbench_example.windowed_numpy import correlate as _windowed
+
+__all__ = ["LIBRARY", "DEVICE", "ERROR", "NONFINITE", "EXACT_INT_BITS", "supports", "correlate"]
 
 
 def correlate(x, w, **kwargs):
