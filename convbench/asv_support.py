@@ -28,7 +28,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from convbench.ops import Derived, all_ops, family
+from convbench.ops import PerOp, family
 
 GRID_PATH = Path(__file__).resolve().parent.parent / "suites" / "grid.json"
 MAX_TIME_COMBINATIONS = 64
@@ -36,10 +36,8 @@ MAX_TIME_COMBINATIONS = 64
 # Derived from the op records' ``asv`` (convbench.ops.Asv): op -> [(suite, how many of
 # its first cases, or the workload names to take)], cases tagged "large" left out; and
 # op -> how many of its timed cases also get a peak-memory benchmark.
-TIME_SELECTION = Derived(lambda: {op: list(r.asv.time) for op, r in all_ops().items()
-                                  if r.asv.time})
-PEAKMEM_SELECTION = Derived(lambda: {op: r.asv.peakmem for op, r in all_ops().items()
-                                     if r.asv.peakmem})
+TIME_SELECTION = PerOp(lambda record: list(record.asv.time))
+PEAKMEM_SELECTION = PerOp(lambda record: record.asv.peakmem)
 
 
 def _selected_cases(op: str) -> tuple[list[str], dict[str, str]]:

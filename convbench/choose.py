@@ -45,6 +45,7 @@ from convbench.ops import Derived, all_ops
 PACKAGED_TABLE = Path(__file__).with_name("choices.json")
 SCHEMA = "convbench-choices"
 
+
 class _Rules(Derived):
     """(op, caller's array library) -> candidates in order of preference, for ops (or calls)
     the measured table does not cover: the op record's ``preference`` ("torch" means

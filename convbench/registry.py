@@ -11,11 +11,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from convbench.ops import Derived, Normwise, all_ops, get_op
-
-
-def _candidates() -> dict[str, dict[str, str]]:
-    return {op: dict(r.candidates) for op, r in all_ops().items() if r.candidates}
+from convbench.ops import Derived, Normwise, PerOp, all_ops, get_op
 
 
 def _peers() -> dict[str, list[str]]:
@@ -30,9 +26,9 @@ def _peers() -> dict[str, list[str]]:
 # the peers (candidates that wrap another library's routine as people call it, which
 # convbench's algorithms are compared with: "ratio to the fastest peer"), name -> ops;
 # op -> the op whose candidates it also runs (through its correlate_call).
-CANDIDATES = Derived(_candidates)
+CANDIDATES = PerOp(lambda record: dict(record.candidates))
 PEERS = Derived(_peers)
-REUSED = Derived(lambda: {op: r.reuses for op, r in all_ops().items() if r.reuses})
+REUSED = PerOp(lambda record: record.reuses)
 
 # A user's function declaring one of these error models is verified on NaN/Inf values and
 # exact integer sums too (the others transform their inputs, which spreads NaN and rounds).
@@ -229,9 +225,9 @@ def user_candidate(op: str, fn: Callable, error: str = "direct", name: str | Non
 
     if not callable(error) and error not in MODELS:
         raise ValueError(f"error must be one of the error models {MODELS}, got {error!r}")
-    return Candidate(op, name or getattr(fn, "__name__", "user_fn"), fn=fn, error=error)
     if not callable(error) and error not in _models_of(op):
         raise ValueError(f"error={error!r} is not a model of {op}; accepted: {_models_of(op)}")
+    return Candidate(op, name or getattr(fn, "__name__", "user_fn"), fn=fn, error=error)
 
 
 def _models_of(op: str) -> tuple[str, ...]:

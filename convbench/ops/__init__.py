@@ -276,6 +276,22 @@ class Derived(Mapping):
         return repr(self._derive())
 
 
+class PerOp(Derived):
+    """A derived table keyed by op: ``entry(record)`` for each op where it is not empty
+    (one op's entry is read from its record alone)."""
+
+    def __init__(self, entry: Callable[["Operation"], object]):
+        super().__init__(lambda: {op: v for op, r in all_ops().items() if (v := entry(r))})
+        self._entry = entry
+
+    def __getitem__(self, op):
+        record = all_ops().get(op) if isinstance(op, str) else None
+        value = self._entry(record) if record is not None else None
+        if not value:
+            raise KeyError(op)
+        return value
+
+
 def _fmt(value) -> str:
     if isinstance(value, tuple):
         return ",".join(_fmt(v) for v in value)
