@@ -7,8 +7,6 @@ torch out on the same device).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from convbench import plans
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from convbench import arrays as xp
-from convbench import registry, values
+from convbench import values
 from convbench.ops import Derived, all_ops
 
 PACKAGED_TABLE = Path(__file__).with_name("choices.json")
@@ -233,28 +233,18 @@ def choose(spec, library: str = "numpy", kernel=None, *, arrays=None,
     right for the values of ``arrays`` (convbench.values: NaN/Inf, exact integers, and the
     elementwise contract, certified per call for FFT and IIR algorithms). Without
     ``arrays`` only the spec is read (finite values assumed, nothing certified); ``found``
-    passes values.facts already computed by the caller."""
+    passes values.facts already computed by the caller. ``library`` "torch" means tensors
+    on a GPU (CPU tensors get the numpy choice). The same rule as convbench.plan's."""
+    from convbench.plans import Plan
+
     if arrays is not None and kernel is None and spec.op in ("correlate", "convolve"):
         kernel = xp.to_numpy(arrays[1])
-    names = ranking(spec, library, kernel)
-    if not names:
-        raise ValueError(f"no default algorithm for op {spec.op!r} on {library} arrays")
+    device = "cpu" if library == "numpy" else "gpu"
+    plan = Plan(spec, library, device, None, values.check_accuracy(accuracy), kernel)
     if found is None:
         found = values.facts(spec, arrays) if arrays is not None else values.Facts()
-    known = {c.name: c for c in registry.candidates(spec.op)}
-    reasons = []
-    for name in names:
-        candidate = known.get(name)
-        if candidate is None:
-            continue
-        reason = (candidate.unavailable() or candidate.supports(spec)
-                  or values.ineligible(candidate, spec, found, accuracy))
-        if reason is None and arrays is not None and values.needs_certificate(candidate, spec, accuracy):
-            reason = values.certify(candidate, spec, arrays)
-        if reason is None:
-            return candidate
-        reasons.append(f"{name}: {reason}")
-    raise ValueError(f"no algorithm can run {spec.id}: " + "; ".join(reasons))
+    return plan.pick(None if arrays is None else tuple(a for a in arrays if a is not None),
+                     found)
 
 
 def preference(op: str, library: str) -> tuple[str, ...]:

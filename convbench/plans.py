@@ -170,10 +170,15 @@ class Plan:
         """The candidate a call on ``arrays`` would run (its values decide among the
         plan's candidates), without running it."""
         present = self._check(arrays)
-        found = values.facts(self.spec, present)
+        return self.pick(present, values.facts(self.spec, present))
+
+    def pick(self, present, found):
+        """The first of the plan's candidates that ``found`` (values.Facts) allows and,
+        where it needs one, that ``present`` certifies (None: not certified)."""
         for choice in self.choices:
             if choice.allows(found.finite, found.int_bound) and not (
-                    choice.certified and values.certify(choice.candidate, self.spec, present)):
+                    choice.certified and present is not None
+                    and values.certify(choice.candidate, self.spec, present)):
                 return choice.candidate
         raise ValueError(self._refusal(present, found))
 
@@ -181,7 +186,8 @@ class Plan:
         reasons = list(self.skipped)
         for choice in self.choices:
             reason = (values.ineligible(choice.candidate, self.spec, found, self.accuracy)
-                      or (choice.certified and values.certify(choice.candidate, self.spec, present)))
+                      or (choice.certified and present is not None
+                          and values.certify(choice.candidate, self.spec, present)))
             if reason:
                 reasons.append(f"{choice.candidate.name}: {reason}")
         if self.algorithm is not None:

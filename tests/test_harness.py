@@ -854,8 +854,10 @@ class TestChoose:
         from convbench.choose import ranking
 
         assert ranking(_spec((64, 64), (3, 3)), "torch")[0] == "conv_torch"
-        x = torch_module().randn(16, 16)
-        assert convbench.api._choice_library("torch", x) == "numpy"
+        torch = torch_module()
+        x, w = torch.randn(16, 16), torch.randn(3, 3)
+        tensors = convbench.plan("correlate", x, w).choices[0].candidate.name
+        assert tensors == convbench.plan("correlate", x.numpy(), w.numpy()).choices[0].candidate.name
 
     def test_nearest_measured_row_decides(self, monkeypatch):
         from convbench import choose as choose_module
@@ -887,7 +889,9 @@ class TestChoose:
             return original(*a, **k)
 
         monkeypatch.setattr(sa, "correlate", spy)
-        monkeypatch.setattr(choose_module, "ranking", lambda spec, library, kernel=None: ("shift_add_numpy",))
+        monkeypatch.setattr(choose_module, "ranked",
+                            lambda spec, library, kernel=None: (("shift_add_numpy",), "spied"))
+        convbench.plans.clear_cache()
         y = convbench.correlate(torch.randn(16, 16), torch.ones(3, 3), border="edge")
         assert calls and isinstance(y, torch.Tensor) and y.shape == (16, 16)
 
