@@ -202,6 +202,29 @@ def release_scratch(owner: str) -> None:
         del buffers[key]
 
 
+def extend(x, pads, border: str, cval=0.0, xp=None):
+    """x extended by ``pads`` ((lo, hi) per axis) under the canonical ``border`` (whose
+    names are numpy.pad's modes; ``cval`` fills 'constant'), as a new array. ``xp``: the
+    array module of x when not numpy (cupy): there the border is a gather of the border's
+    source indices, axis by axis, and x itself comes back when nothing is added."""
+    import numpy as np
+
+    if xp is None or xp is np:
+        if border == "constant":
+            return np.pad(x, pads, mode="constant", constant_values=cval)
+        return np.pad(x, pads, mode=border)
+    if not any(lo or hi for lo, hi in pads):
+        return x
+    if border == "constant":
+        return xp.pad(x, pads, mode="constant", constant_values=cval)
+    from refimpl.pad import source_indices
+
+    for axis, (n, (lo, hi)) in enumerate(zip(x.shape, pads)):
+        if lo or hi:
+            x = xp.take(x, xp.asarray(source_indices(range(-lo, n + hi), n, border)), axis=axis)
+    return x
+
+
 def pad_into(out, x, pads, border: str, cval=0.0):
     """Write x extended by ``pads`` ((lo, hi) per axis) under the border rule into ``out``
     (numpy.pad's meaning, corners included; padding wider than x repeats the rule) and

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from refimpl.dtypes import round_saturate
-from refimpl.geometry import image_padding
+from refimpl.geometry import image_output_shape, image_padding
 from refimpl.pad import canonical_border, pad, source_index
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "int64", "float16",
@@ -50,9 +50,7 @@ def validate(x_shape, w_shape, x_dtype, w_dtype, *, border="constant", cval=0.0,
     return border, pads
 
 
-def output_shape(x_shape, pads, w_shape):
-    """Output length per axis: ``n + lo + hi - k + 1``."""
-    return tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x_shape, pads, w_shape))
+output_shape = image_output_shape   # the rule's one home is refimpl.geometry
 
 
 def _check(x, w, border, cval, padding, origin, convolve):

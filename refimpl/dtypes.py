@@ -26,6 +26,35 @@ def result_dtype(x_dtype, w_dtype=None) -> np.dtype:
     return np.result_type(np.float32, *floats)
 
 
+HALF_FLOATS = ("float16", "bfloat16")
+
+
+def compute_dtype(dtype) -> np.dtype:
+    """The dtype a fast implementation computes a floating result of ``dtype`` in: float32
+    for the half floats (float16, and bfloat16 given by name: numpy has none), whose 11 or
+    8 bits rounded after every product and sum would drift far past the direct bound; the
+    dtype itself otherwise (float32, float64, complex). ``dtype``: anything np.dtype takes,
+    or a dtype name.
+
+    >>> compute_dtype("float16"), compute_dtype("bfloat16"), compute_dtype(np.float64)
+    (dtype('float32'), dtype('float32'), dtype('float64'))
+    >>> compute_dtype(result_dtype("uint8", "float16"))
+    dtype('float32')
+    """
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    return np.dtype(np.float32) if name in HALF_FLOATS else np.dtype(name)
+
+
+def image_compute_dtype(x_dtype, w_dtype) -> np.dtype:
+    """The dtype the image form (correlate, convolve) computes in: ``compute_dtype`` of
+    ``result_dtype``.
+
+    >>> image_compute_dtype("float16", "float16"), image_compute_dtype("uint8", "float64")
+    (dtype('float32'), dtype('float64'))
+    """
+    return compute_dtype(result_dtype(x_dtype, w_dtype))
+
+
 def round_saturate(y, out_dtype):
     """Round half to even and saturate into an integer ``out_dtype`` (OpenCV's rule);
     a plain cast for a floating one. Exact integer sums (an integer or object array of

@@ -98,6 +98,21 @@ def image_padding(kernel_shape: Sequence[int], padding: str = "same", origin=0,
     return tuple(pads)
 
 
+def image_output_shape(x_shape: Sequence[int], pads: Sequence[tuple[int, int]],
+                       w_shape: Sequence[int]) -> tuple[int, ...]:
+    """Output length per axis of the image form: the 'valid' correlation of the input
+    padded by ``pads``, ``n + lo + hi - k + 1``.
+
+    >>> image_output_shape((9, 8), image_padding((3, 4)), (3, 4))     # 'same'
+    (9, 8)
+    >>> image_output_shape((9,), image_padding((3,), "full"), (3,))
+    (11,)
+    >>> image_output_shape((9,), ((0, 0),), (3,))                     # 'valid'
+    (7,)
+    """
+    return tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x_shape, pads, w_shape))
+
+
 def convolve_as_correlate_origin(kernel_shape: Sequence[int], padding: str = "same", origin=0):
     """The origin that makes ``correlate(x, reversed w)`` equal ``convolve(x, w, origin)``.
 

@@ -15,7 +15,7 @@ from convbench.cases.correlate import BORDERS, image_case
 from convbench.data import NAMED_KERNELS, gaussian_kernel, photo, photos_available
 from convbench.verification import verify_candidates
 from refimpl import correlate as ref
-from refimpl.dtypes import result_dtype, round_saturate
+from refimpl.dtypes import image_compute_dtype, result_dtype, round_saturate
 from refimpl.geometry import image_padding
 from refimpl.pad import LIBRARY_NAMES, source_index
 
@@ -117,7 +117,7 @@ def k32(a):
     ("sobel", k32(NAMED_KERNELS["sobel"])),          # [1, 2, 1]^T [1, 0, -1]
 ])
 def test_rank_one_kernels_are_detected_and_certified(name, kernel):
-    compute = sep.compute_dtype(np.float32, kernel.dtype)
+    compute = image_compute_dtype(np.float32, kernel.dtype)
     rank, s = sep.numerical_rank(kernel, compute)
     assert rank == 1, (name, s[:3])
     plan = sep.make_plan(kernel, compute)

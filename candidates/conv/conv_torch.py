@@ -25,10 +25,8 @@
 #   and rounded once at the end; float64 stays float64): the 'direct' bound.
 from __future__ import annotations
 
-import numpy as np
-
+from candidates.torch_support import dtypes, gather_border, to_native  # noqa: F401  (the module's to_native)
 from refimpl.geometry import layer_padding, positive_tuple
-from refimpl.pad import source_index
 
 LIBRARY = "torch"
 DEVICE = "cpu"
@@ -46,42 +44,16 @@ def supports(spec):
     return None
 
 
-def to_native(a):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(a) if a.strides and min(a.strides) < 0 else a)
-
-
-def _setup(*tensors):
-    """(result dtype, compute dtype) of the tensors."""
-    import torch
-
-    present = [t for t in tensors if t is not None]
-    out = present[0].dtype
-    for t in present[1:]:
-        out = torch.promote_types(out, t.dtype)
-    compute = torch.float32 if out in (torch.float16, torch.bfloat16) else out
-    return out, compute
-
-
-def _functional(name, nsp):
+def functional(name, nsp):
     import torch.nn.functional as F
 
     return getattr(F, f"{name}{nsp}d")
 
 
-def _grad_fn(name, nsp):
+def grad_fn(name, nsp):
     import torch.nn.grad
 
     return getattr(torch.nn.grad, f"conv{nsp}d_{name}")
-
-
-def _gather(xp, axis, lo, hi, border):
-    import torch
-
-    n = xp.shape[axis]
-    index = [source_index(i, n, border) for i in range(-lo, n + hi)]
-    return xp.index_select(axis, torch.tensor(index, device=xp.device))
 
 
 def _extend(x, pads, border, cval):
@@ -101,11 +73,11 @@ def _extend(x, pads, border, cval):
         return F.pad(x, flat, mode=_TORCH_BORDER[border])
     for axis, (lo, hi) in enumerate(pads, start=2):
         if lo or hi:
-            x = _gather(x, axis, lo, hi, border)
+            x = gather_border(x, axis, lo, hi, border)
     return x
 
 
-def _conv_input(x, in_spatial, kernel, stride, padding, dilation, border, cval):
+def conv_input(x, in_spatial, kernel, stride, padding, dilation, border, cval):
     """(input to F.conv, torch padding argument) for our padding and border."""
     pads = layer_padding(in_spatial, kernel, padding, stride, dilation)
     symmetric = all(lo == hi for lo, hi in pads)
@@ -116,13 +88,13 @@ def _conv_input(x, in_spatial, kernel, stride, padding, dilation, border, cval):
 
 def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="constant",
          cval=0.0):
-    out, compute = _setup(x, w, bias)
+    out, compute = dtypes(x, w, bias)
     nsp = x.ndim - 2
     stride = positive_tuple(stride, nsp, "stride")
     dilation = positive_tuple(dilation, nsp, "dilation")
-    xin, torch_padding = _conv_input(x.to(compute), tuple(x.shape[2:]), tuple(w.shape[2:]),
+    xin, torch_padding = conv_input(x.to(compute), tuple(x.shape[2:]), tuple(w.shape[2:]),
                                      stride, padding, dilation, border, cval)
-    y = _functional("conv", nsp)(xin, w.to(compute), None if bias is None else bias.to(compute),
+    y = functional("conv", nsp)(xin, w.to(compute), None if bias is None else bias.to(compute),
                                  stride=stride, padding=torch_padding, dilation=dilation,
                                  groups=groups)
     return y.to(out)
@@ -130,8 +102,8 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="
 
 def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
                    groups=1):
-    out, compute = _setup(x, w, bias)
-    y = _functional("conv_transpose", x.ndim - 2)(
+    out, compute = dtypes(x, w, bias)
+    y = functional("conv_transpose", x.ndim - 2)(
         x.to(compute), w.to(compute), None if bias is None else bias.to(compute), stride=stride,
         padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
     return y.to(out)
@@ -141,13 +113,13 @@ def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
                     border="constant", cval=0.0):
     import torch
 
-    out, compute = _setup(dy, w)
+    out, compute = dtypes(dy, w)
     nsp = dy.ndim - 2
     in_spatial, kernel = tuple(input_shape[2:]), tuple(w.shape[2:])
     stride = positive_tuple(stride, nsp, "stride")
     dilation = positive_tuple(dilation, nsp, "dilation")
     pads = layer_padding(in_spatial, kernel, padding, stride, dilation)
-    grad_input = _grad_fn("input", nsp)
+    grad_input = grad_fn("input", nsp)
     if border == "constant" and all(lo == hi for lo, hi in pads):   # torch's own padding
         return grad_input(tuple(input_shape), w.to(compute), dy.to(compute), stride=stride,
                           padding=tuple(lo for lo, _ in pads), dilation=dilation,
@@ -167,19 +139,19 @@ def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
 
 def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
                      border="constant", cval=0.0):
-    out, compute = _setup(x, dy)
+    out, compute = dtypes(x, dy)
     nsp = x.ndim - 2
     stride = positive_tuple(stride, nsp, "stride")
     dilation = positive_tuple(dilation, nsp, "dilation")
-    xin, torch_padding = _conv_input(x.to(compute), tuple(x.shape[2:]), tuple(weight_shape[2:]),
+    xin, torch_padding = conv_input(x.to(compute), tuple(x.shape[2:]), tuple(weight_shape[2:]),
                                      stride, padding, dilation, border, cval)
-    dw = _grad_fn("weight", nsp)(xin, tuple(weight_shape), dy.to(compute), stride=stride,
+    dw = grad_fn("weight", nsp)(xin, tuple(weight_shape), dy.to(compute), stride=stride,
                                  padding=torch_padding, dilation=dilation, groups=groups)
     return dw.to(out)
 
 
 def conv_grad_bias(dy):
-    out, compute = _setup(dy)
+    out, compute = dtypes(dy)
     dims = (0,) + tuple(range(2, dy.ndim))
     return dy.to(compute).sum(dim=dims).to(out)
 

@@ -39,9 +39,8 @@ import functools
 import contextlib
 from typing import NamedTuple
 
-import numpy as np
-
 from candidates.conv import conv_torch as _portable
+from candidates.torch_support import to_cuda as to_native  # noqa: F401  (the module's to_native)
 from refimpl.geometry import layer_padding, positive_tuple
 
 LIBRARY = "torch"
@@ -64,14 +63,6 @@ def supports(spec):
     if spec.op not in OPS:
         return f"cudnn_torch does not compute {spec.op}"
     return None
-
-
-def to_native(a):
-    """A CUDA tensor (the copy is outside the timed region; convbench.gpu times it)."""
-    import torch
-
-    a = np.ascontiguousarray(a) if a.strides and min(a.strides) < 0 else a
-    return torch.from_numpy(a).cuda()
 
 
 @contextlib.contextmanager
@@ -125,9 +116,9 @@ def conv_with(settings, x, w, bias=None, *, stride=1, padding=0, dilation=1, gro
             nsp = x.ndim - 2
             st = positive_tuple(stride, nsp, "stride")
             di = positive_tuple(dilation, nsp, "dilation")
-            xin, torch_padding = _portable._conv_input(x, tuple(x.shape[2:]), tuple(w.shape[2:]),
+            xin, torch_padding = _portable.conv_input(x, tuple(x.shape[2:]), tuple(w.shape[2:]),
                                                        st, padding, di, border, cval)
-            return _portable._functional("conv", nsp)(xin, w, None, stride=st,
+            return _portable.functional("conv", nsp)(xin, w, None, stride=st,
                                                       padding=torch_padding, dilation=di,
                                                       groups=groups)
         return _portable.conv(x, w, bias, **kwargs)
@@ -144,7 +135,7 @@ def conv_transpose_with(settings, x, w, bias=None, *, stride=1, padding=0, outpu
                         dilation=1, groups=1):
     with precision(settings):
         if bias is None and _native16((x, w)):
-            return _portable._functional("conv_transpose", x.ndim - 2)(
+            return _portable.functional("conv_transpose", x.ndim - 2)(
                 x, w, None, stride=stride, padding=padding, output_padding=output_padding,
                 groups=groups, dilation=dilation)
         return _portable.conv_transpose(x, w, bias, stride=stride, padding=padding,
@@ -160,7 +151,7 @@ def conv_grad_input_with(settings, dy, w, input_shape, *, stride=1, padding=0, d
     pads = layer_padding(tuple(input_shape[2:]), tuple(w.shape[2:]), padding, st, di)
     with precision(settings):
         if border == "constant" and all(lo == hi for lo, hi in pads) and _native16((dy, w)):
-            return _portable._grad_fn("input", nsp)(
+            return _portable.grad_fn("input", nsp)(
                 tuple(input_shape), w, dy, stride=st, padding=tuple(lo for lo, _ in pads),
                 dilation=di, groups=groups)
         return _portable.conv_grad_input(dy, w, input_shape, stride=stride, padding=padding,
@@ -175,10 +166,10 @@ def conv_grad_weight_with(settings, x, dy, weight_shape, *, stride=1, padding=0,
             nsp = x.ndim - 2
             st = positive_tuple(stride, nsp, "stride")
             di = positive_tuple(dilation, nsp, "dilation")
-            xin, torch_padding = _portable._conv_input(x, tuple(x.shape[2:]),
+            xin, torch_padding = _portable.conv_input(x, tuple(x.shape[2:]),
                                                        tuple(weight_shape[2:]), st, padding, di,
                                                        border, cval)
-            return _portable._grad_fn("weight", nsp)(xin, tuple(weight_shape), dy, stride=st,
+            return _portable.grad_fn("weight", nsp)(xin, tuple(weight_shape), dy, stride=st,
                                                      padding=torch_padding, dilation=di,
                                                      groups=groups)
         return _portable.conv_grad_weight(x, dy, weight_shape, stride=stride, padding=padding,

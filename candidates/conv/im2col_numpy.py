@@ -31,6 +31,8 @@ import math
 
 import numpy as np
 
+from candidates.runtime import extend
+from refimpl.dtypes import compute_dtype
 from refimpl.geometry import as_tuple, conv_output_shape, layer_padding, positive_tuple
 from refimpl.pad import source_index
 
@@ -55,7 +57,7 @@ def supports(spec):
 
 def _compute_dtype(*arrays):
     out = np.result_type(*[a.dtype for a in arrays if a is not None])
-    return out, (np.dtype(np.float32) if out == np.float16 else out)
+    return out, compute_dtype(out)
 
 
 def _geometry(in_spatial, kernel, stride, padding, dilation):
@@ -71,9 +73,7 @@ def _pad(x, pads, border, cval):
     width = ((0, 0), (0, 0)) + tuple(pads)
     if not any(lo or hi for lo, hi in pads):
         return x
-    if border == "constant":
-        return np.pad(x, width, mode="constant", constant_values=cval)
-    return np.pad(x, width, mode=border)
+    return extend(x, width, border, cval)
 
 
 def _windows(xp, kernel, stride, dilation, out):

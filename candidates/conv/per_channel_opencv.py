@@ -26,7 +26,9 @@ import math
 
 import numpy as np
 
-from refimpl.geometry import layer_padding, positive_tuple
+from candidates.runtime import extend
+from refimpl.dtypes import compute_dtype
+from refimpl.geometry import conv_output_shape, layer_padding, positive_tuple
 
 LIBRARY = "cv2"
 DEVICE = "cpu"
@@ -63,21 +65,16 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="
     import cv2
 
     out_dtype = np.result_type(*[a.dtype for a in (x, w, bias) if a is not None])
-    compute = np.float32 if out_dtype == np.float16 else out_dtype
+    compute = compute_dtype(out_dtype)
     depth = cv2.CV_32F if compute == np.float32 else cv2.CV_64F
     kernel = w.shape[2:]
     pads = layer_padding(x.shape[2:], kernel, padding, 1, 1)
     width = ((0, 0), (0, 0)) + tuple(pads)
-    xc = x.astype(compute, copy=False)
-    if border == "constant":
-        xp = np.pad(xc, width, mode="constant", constant_values=cval)
-    else:
-        xp = np.pad(xc, width, mode=border)
-    xp = np.ascontiguousarray(xp)
+    xp = np.ascontiguousarray(extend(x.astype(compute, copy=False), width, border, cval))
     wk = np.ascontiguousarray(w, dtype=compute)
     batch, out_channels, cg = x.shape[0], w.shape[0], w.shape[1]
     og = out_channels // groups
-    rows, cols = xp.shape[2] - kernel[0] + 1, xp.shape[3] - kernel[1] + 1
+    rows, cols = conv_output_shape(x.shape[2:], kernel, pads)
     y = np.empty((batch, out_channels, rows, cols), dtype=compute)
     for n in range(batch):
         for o in range(out_channels):

@@ -76,7 +76,8 @@ import threading
 
 import numpy as np
 
-from candidates.runtime import KernelCache
+from candidates.runtime import KernelCache, extend
+from refimpl.dtypes import compute_dtype
 from refimpl.geometry import conv_output_shape, layer_padding, positive_tuple
 from refimpl.pad import canonical_border
 
@@ -218,8 +219,8 @@ def _planes(x, pads, border, cval, th, tw, compute):
         src, row0, col0 = x, top, left
         fill = cval
     else:
-        src = np.pad(x.astype(compute, copy=False), ((0, 0), (0, 0), (top, bottom), (left, right)),
-                     mode=border)
+        src = extend(x.astype(compute, copy=False), ((0, 0), (0, 0), (top, bottom), (left, right)),
+                     border)
         row0 = col0 = 0
         fill = 0.0         # past the padded input
     rows, cols = src.shape[2], src.shape[3]
@@ -500,9 +501,7 @@ def _direct(x, w, bias, pads, border, cval, groups, out_shape, compute):
     a non-finite value, so that NaN/Inf land where the oracle puts them)."""
     (top, bottom), (left, right) = pads
     width = ((0, 0), (0, 0), (top, bottom), (left, right))
-    xc = x.astype(compute, copy=False)
-    xp = np.pad(xc, width, mode="constant", constant_values=cval) if border == "constant" \
-        else np.pad(xc, width, mode=border)
+    xp = extend(x.astype(compute, copy=False), width, border, cval)
     n, c = x.shape[:2]
     o = w.shape[0]
     p, q = out_shape
@@ -530,7 +529,7 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="
     _check(x, w, bias, stride, dilation, groups)
     border = canonical_border(border)
     out_dtype = np.result_type(*[a.dtype for a in (x, w, bias) if a is not None])
-    compute = np.dtype(np.float32) if out_dtype == np.float16 else np.dtype(out_dtype)
+    compute = compute_dtype(out_dtype)
     pads = layer_padding(x.shape[2:], (3, 3), padding, 1, 1)
     p_out, q_out = conv_output_shape(x.shape[2:], (3, 3), pads, 1, 1)
     batch, cin = x.shape[:2]

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from candidates.torch_support import gather_border, to_native  # noqa: F401  (the module's to_native)
 from refimpl.dtypes import result_dtype
 from refimpl.geometry import image_padding
-from refimpl.pad import source_index
 
 LIBRARY = "torch"
 DEVICE = "cpu"
@@ -34,21 +34,6 @@ def supports(spec):
     if any(d.startswith("complex") for d in spec.dtypes):
         return "complex convolution is not run through torch here"
     return None
-
-
-def to_native(a):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(a) if a.strides and min(a.strides) < 0 else a)
-
-
-def _extend(xp, axis, lo, hi, border):
-    """Extend one axis by gathering the source indices of the border rule."""
-    import torch
-
-    n = xp.shape[axis]
-    index = [source_index(i, n, border) for i in range(-lo, n + hi)]
-    return xp.index_select(axis, torch.tensor(index, device=xp.device))
 
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
@@ -67,7 +52,7 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     else:
         for axis, (lo, hi) in enumerate(pads):
             if lo or hi:
-                xp = _extend(xp, axis + 2, lo, hi, border)
+                xp = gather_border(xp, axis + 2, lo, hi, border)
     conv = (F.conv1d, F.conv2d, F.conv3d)[x.ndim - 1]
     y = conv(xp, w.to(compute)[None, None])[0, 0]
     if out_dtype is not None:

@@ -58,8 +58,8 @@ import threading
 import numpy as np
 
 from candidates.runtime import KernelCache
-from refimpl.dtypes import result_dtype
-from refimpl.geometry import image_padding
+from refimpl.dtypes import compute_dtype, result_dtype
+from refimpl.geometry import image_output_shape, image_padding
 from refimpl.pad import source_indices
 
 LIBRARY = "numba"
@@ -346,9 +346,9 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
 
     x, w = np.asarray(x), np.asarray(w)
     out = result_dtype(x.dtype, w.dtype)
-    compute = np.dtype(np.float32) if out == np.float16 else out
+    compute = compute_dtype(out)
     pads = image_padding(w.shape, padding, origin)
-    n_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape, pads, w.shape))
+    n_out = image_output_shape(x.shape, pads, w.shape)
     fill = cval if border == "constant" else 0.0
     axes, acc, (rows, cols, vals, nz), scale, exact, check_finite = \
         _prepare(w, x.dtype, fill, compute)

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from candidates.correlate.ndimage_cupy import extend, saturate
-from candidates.runtime import KernelCache
-from refimpl.dtypes import result_dtype
+from candidates.correlate.ndimage_cupy import saturate
+from candidates.runtime import KernelCache, extend
+from refimpl.dtypes import image_compute_dtype, result_dtype
 from refimpl.geometry import image_padding
 
 LIBRARY = "cupy"
@@ -86,11 +86,6 @@ def smooth_length(n: int) -> int:
     return best
 
 
-def compute_dtype(x_dtype, w_dtype) -> np.dtype:
-    out = result_dtype(x_dtype, w_dtype)
-    return np.dtype(np.float32) if out == np.float16 else out
-
-
 def clear_cache() -> None:
     _cache.clear()
 
@@ -117,7 +112,7 @@ def correlate_with(xp, fft, x, w, *, border="constant", cval=0.0, padding="same"
                    out_dtype=None, device="cpu"):
     """The algorithm, for an array module ``xp`` and its FFT module ``fft``."""
     out = result_dtype(x.dtype, w.dtype)
-    compute = compute_dtype(x.dtype, w.dtype)
+    compute = image_compute_dtype(x.dtype, w.dtype)
     real = compute.kind == "f"
     pads = image_padding(tuple(w.shape), padding, origin)
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pads))
@@ -125,7 +120,7 @@ def correlate_with(xp, fft, x, w, *, border="constant", cval=0.0, padding="same"
     # extend straight to the transform length: the extra L - P border samples never reach
     # the kept part (see the header)
     extended = tuple((lo, hi + length - p) for (lo, hi), p, length in zip(pads, padded, shape))
-    xpad = extend(xp, x.astype(compute, copy=False), extended, border, cval)
+    xpad = extend(x.astype(compute, copy=False), extended, border, cval, xp)
     axes = tuple(range(x.ndim))
     spectrum = kernel_transform(xp, fft, w, shape, compute, device)
     if real:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from refimpl.dtypes import image_compute_dtype
+
 LIBRARY = "ducc0"
 DEVICE = "cpu"
 ERROR = "fft"
@@ -49,10 +51,10 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     """y[i] = sum_j w[j] * xp[i + j] by one FFT through ducc0 (fft_scipy's slab route)."""
     import ducc0
 
-    from candidates.correlate.fft_scipy import compute_dtype, correlate_in_slabs
+    from candidates.correlate.fft_scipy import correlate_in_slabs
 
     x, w = np.asarray(x), np.asarray(w)
-    if x.ndim < 2 or compute_dtype(x.dtype, w.dtype).kind != "f":
+    if x.ndim < 2 or image_compute_dtype(x.dtype, w.dtype).kind != "f":
         raise ValueError(f"fft_ducc takes real images with two or more axes, got x of shape "
                          f"{x.shape} and dtypes {x.dtype}/{w.dtype}: use fft_scipy")
     return correlate_in_slabs(ducc0.fft, x, w, border=border, cval=cval, padding=padding,

@@ -78,9 +78,9 @@ import functools
 
 import numpy as np
 
-from candidates.runtime import KernelCache
-from refimpl.dtypes import result_dtype, round_saturate
-from refimpl.geometry import image_padding
+from candidates.runtime import KernelCache, extend
+from refimpl.dtypes import image_compute_dtype, result_dtype, round_saturate
+from refimpl.geometry import image_output_shape, image_padding
 
 LIBRARY = "scipy"
 DEVICE = "cpu"
@@ -98,14 +98,6 @@ def supports(spec):
     return None
 
 
-def compute_dtype(x_dtype, w_dtype) -> np.dtype:
-    """The dtype the transforms run in: the result dtype, float32 for float16 results."""
-    out = result_dtype(x_dtype, w_dtype)
-    if out == np.float16:
-        return np.dtype(np.float32)
-    return out
-
-
 def fft_shape(padded_shape, complex_input: bool = False) -> tuple[int, ...]:
     """Transform length per axis: the next fast size >= the padded image (>= P suffices
     for the valid part, see the header). The last axis of a real transform takes a
@@ -117,7 +109,7 @@ def fft_shape(padded_shape, complex_input: bool = False) -> tuple[int, ...]:
                  for i, p in enumerate(padded_shape))
 
 
-def _kernel_transform(w: np.ndarray, shape: tuple[int, ...], compute: np.dtype, offsets=None):
+def kernel_transform(w: np.ndarray, shape: tuple[int, ...], compute: np.dtype, offsets=None):
     """FFT of the kernel laid out for a circular correlation of length ``shape``, from the
     LRU when possible: tap k goes to index (offset - k) mod L per axis, so that
     c[i] = sum_k w[k] x[(i + k - offset) mod L]. ``offsets=None`` means K - 1 per axis
@@ -168,7 +160,7 @@ def plan(x_shape, w_shape, border, cval, padding, origin, complex_input=False):
     'padded'   anything else: x padded by the border to L >= P = n + lo + hi
     """
     pads = image_padding(w_shape, padding, origin)
-    n_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x_shape, pads, w_shape))
+    n_out = image_output_shape(x_shape, pads, w_shape)
     lows = tuple(lo for lo, _ in pads)
     if border == "constant" and cval == 0:
         need = tuple(max(n + max(lo, hi, 0), m) for n, (lo, hi), m in zip(x_shape, pads, n_out))
@@ -303,12 +295,12 @@ def _call_plan(x, w, border, cval, padding, origin):
     """Everything a call decides before transforming: (kind, shape, pads, n_out, compute,
     result dtype, the kernel's spectrum, crop)."""
     out = result_dtype(x.dtype, w.dtype)
-    compute = compute_dtype(x.dtype, w.dtype)
+    compute = image_compute_dtype(x.dtype, w.dtype)
     kind, shape, offsets = plan(x.shape, w.shape, border, cval, padding, origin,
                                 np.dtype(compute).kind != "f")
     pads = image_padding(w.shape, padding, origin)
-    n_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape, pads, w.shape))
-    spectrum = _kernel_transform(w, shape, compute, offsets)
+    n_out = image_output_shape(x.shape, pads, w.shape)
+    spectrum = kernel_transform(w, shape, compute, offsets)
     start = tuple(k - 1 for k in w.shape) if kind == "padded" else (0,) * x.ndim
     crop = tuple(slice(s, s + m) for s, m in zip(start, n_out))
     return kind, shape, pads, n_out, compute, out, spectrum, crop
@@ -336,7 +328,7 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     from candidates.runtime import threads
 
     x, w = np.asarray(x), np.asarray(w)
-    real = compute_dtype(x.dtype, w.dtype).kind == "f"
+    real = image_compute_dtype(x.dtype, w.dtype).kind == "f"
     engine = pocketfft_with_out() if USE_POCKETFFT_OUT else None
     if real and x.ndim >= 2 and engine is not None:
         return correlate_in_slabs(engine, x, w, border=border, cval=cval, padding=padding,
@@ -350,8 +342,7 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
         # extra L - P samples (border values) never reach the valid part (see the header).
         padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pads))
         extended = tuple((lo, hi + length - p) for (lo, hi), p, length in zip(pads, padded, shape))
-        kwargs = {"constant_values": cval} if border == "constant" else {}
-        xc = np.pad(xc, extended, mode=border, **kwargs)
+        xc = extend(xc, extended, border, cval)
     if real:   # s= zero-pads x to L ('zeros' plan) inside the transform's own copy
         product = sfft.rfftn(xc, s=shape, axes=axes, workers=workers)
         del xc

@@ -99,8 +99,8 @@ import threading
 
 import numpy as np
 
-from refimpl.dtypes import result_dtype
-from refimpl.geometry import image_padding
+from refimpl.dtypes import image_compute_dtype, result_dtype
+from refimpl.geometry import image_output_shape, image_padding
 from refimpl.pad import BORDERS, source_indices
 
 LIBRARY = "scipy"
@@ -314,7 +314,7 @@ class _Block:
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     """y[i] = sum_j w[j] * xp[i + j], tile by tile (overlap-save, see the header)."""
-    from candidates.correlate.fft_scipy import _kernel_transform, compute_dtype, pocketfft_with_out
+    from candidates.correlate.fft_scipy import kernel_transform, pocketfft_with_out
     from candidates.runtime import threads
 
     x, w = np.asarray(x), np.asarray(w)
@@ -323,10 +323,10 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     if border not in BORDERS:
         raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
     out = np.dtype(result_dtype(x.dtype, w.dtype) if out_dtype is None else out_dtype)
-    compute = compute_dtype(x.dtype, w.dtype)
+    compute = image_compute_dtype(x.dtype, w.dtype)
     real = compute.kind == "f"
     pads = image_padding(w.shape, padding, origin)
-    out_shape = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape, pads, w.shape))
+    out_shape = image_output_shape(x.shape, pads, w.shape)
     if any(n < 1 for n in out_shape):
         raise ValueError(f"kernel {w.shape} is larger than the padded image for padding={padding!r}")
     y = np.empty(out_shape, dtype=out)
@@ -335,7 +335,7 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     plans = [_axis_plan(n_out, n, k, lo, L, border)
              for n_out, n, k, (lo, _), L in zip(out_shape, x.shape, w.shape, pads, lengths)]
     tiles = list(itertools.product(*plans))
-    spectrum = _kernel_transform(w, lengths, compute)
+    spectrum = kernel_transform(w, lengths, compute)
     saturate = np.iinfo(out) if out.kind in "iu" else None
     cval = compute.type(cval)
     inner = workers if len(tiles) == 1 else 1

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from refimpl.dtypes import result_dtype, round_saturate
+from candidates.runtime import extend
+from refimpl.dtypes import compute_dtype, result_dtype, round_saturate
 from refimpl.geometry import image_padding
 
 LIBRARY = "scipy"
@@ -62,10 +63,9 @@ def signal_correlate(function, x, w, *, border="constant", cval=0.0, padding="sa
 
     x, w = np.asarray(x), np.asarray(w)
     out = result_dtype(x.dtype, w.dtype)
-    compute = np.float32 if out == np.float16 else out
+    compute = compute_dtype(out)
     pads = image_padding(w.shape, padding, origin)
-    kwargs = {"constant_values": cval} if border == "constant" else {}
-    xp = np.pad(x.astype(compute, copy=False), pads, mode=border, **kwargs)
+    xp = extend(x.astype(compute, copy=False), pads, border, cval)
     v = np.ascontiguousarray(np.flip(w.astype(compute, copy=False)))
     with scipy.fft.set_workers(threads()):
         y = getattr(scipy.signal, function)(xp, v, mode="valid")

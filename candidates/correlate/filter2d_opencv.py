@@ -23,8 +23,8 @@ import platform
 
 import numpy as np
 
-from refimpl.dtypes import result_dtype, round_saturate
-from refimpl.geometry import as_tuple, image_padding
+from refimpl.dtypes import compute_dtype, result_dtype, round_saturate
+from refimpl.geometry import as_tuple, image_output_shape, image_padding
 from refimpl.pad import LIBRARY_NAMES
 
 LIBRARY = "cv2"
@@ -67,12 +67,12 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     import cv2
 
     out = result_dtype(x.dtype, w.dtype)
-    compute = np.float32 if out == np.float16 else out
+    compute = compute_dtype(out)
     one_d = x.ndim == 1
     if one_d:
         x, w = x[None, :], w[None, :]
     kernel = np.ascontiguousarray(w.reshape(w.shape[:2]), dtype=compute)
-    src = np.ascontiguousarray(x if x.dtype != np.float16 else x.astype(np.float32))
+    src = np.ascontiguousarray(x.astype(compute_dtype(x.dtype), copy=False))
     origins = (0,) + as_tuple(origin, 1, "origin") if one_d else origin
     pads = image_padding(w.shape, padding, origins)
     depth = cv2.CV_32F if compute == np.float32 else cv2.CV_64F
@@ -91,7 +91,7 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
         if xp.ndim < src.ndim:  # OpenCV drops a trailing channel axis of 1
             xp = xp[..., None]
         y = cv2.filter2D(xp, depth, kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-        y = y[: xp.shape[0] - w.shape[0] + 1, : xp.shape[1] - w.shape[1] + 1]
+        y = y[tuple(slice(n) for n in image_output_shape(src.shape[:2], pads[:2], w.shape[:2]))]
     if y.ndim < x.ndim:
         y = y[..., None]
     if one_d:

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from refimpl.dtypes import result_dtype
-from refimpl.geometry import image_padding
-from refimpl.pad import LIBRARY_NAMES, source_index
+from candidates.runtime import extend
+from refimpl.dtypes import image_compute_dtype, result_dtype
+from refimpl.geometry import image_output_shape, image_padding
+from refimpl.pad import LIBRARY_NAMES
 
 LIBRARY = "cupy"
 DEVICE = "gpu"
@@ -50,26 +51,6 @@ def to_native(a):
     return cupy.asarray(a)
 
 
-def compute_dtype(x_dtype, w_dtype) -> np.dtype:
-    out = result_dtype(x_dtype, w_dtype)
-    return np.dtype(np.float32) if out == np.float16 else out
-
-
-def extend(xp, x, pads, border: str, cval: float = 0.0):
-    """``x`` extended by per-side ``pads`` with ``border`` (numpy.pad's meanings, any width),
-    in the array module ``xp`` (cupy on the GPU, numpy in the CPU tests)."""
-    if not any(lo or hi for lo, hi in pads):
-        return x
-    if border == "constant":
-        return xp.pad(x, pads, mode="constant", constant_values=cval)
-    for axis, (n, (lo, hi)) in enumerate(zip(x.shape, pads)):
-        if lo or hi:
-            index = np.array([source_index(i, n, border) for i in range(-lo, n + hi)],
-                             dtype=np.int64)
-            x = xp.take(x, xp.asarray(index), axis=axis)
-    return x
-
-
 def saturate(xp, y, out_dtype):
     """refimpl.dtypes.round_saturate in the array module ``xp``."""
     target = np.dtype(out_dtype)
@@ -83,7 +64,7 @@ def correlate_with(xp, ndi, x, w, *, border="constant", cval=0.0, padding="same"
                    out_dtype=None):
     """The algorithm, for an array module ``xp`` and its ndimage module ``ndi``."""
     out = result_dtype(x.dtype, w.dtype)
-    compute = compute_dtype(x.dtype, w.dtype)
+    compute = image_compute_dtype(x.dtype, w.dtype)
     x = x.astype(compute, copy=False)      # cupyx sums in promote(x, float32)
     w = w.astype(compute, copy=False)
     if padding == "same":
@@ -91,10 +72,11 @@ def correlate_with(xp, ndi, x, w, *, border="constant", cval=0.0, padding="same"
                           cval=cval, origin=origin)
     else:
         pads = image_padding(tuple(w.shape), padding, origin)
-        xpad = extend(xp, x, pads, border, cval)
+        xpad = extend(x, pads, border, cval, xp)
         y = ndi.correlate(xpad, w, output=compute, mode="constant")
         # origin 0 anchors at k//2: the fully inside outputs start there
-        y = y[tuple(slice(k // 2, k // 2 + n - k + 1) for k, n in zip(w.shape, xpad.shape))]
+        n_out = image_output_shape(x.shape, pads, w.shape)
+        y = y[tuple(slice(k // 2, k // 2 + n) for k, n in zip(w.shape, n_out))]
     if out_dtype is not None:
         return saturate(xp, y, out_dtype)
     return y.astype(out, copy=False)

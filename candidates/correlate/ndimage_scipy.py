@@ -10,10 +10,9 @@
 # Numerics: scipy accumulates in float64 and rounds once to the output: 'direct' bound.
 from __future__ import annotations
 
-import numpy as np
-
-from refimpl.dtypes import result_dtype, round_saturate
-from refimpl.geometry import image_padding
+from candidates.runtime import extend
+from refimpl.dtypes import compute_dtype, result_dtype, round_saturate
+from refimpl.geometry import image_output_shape, image_padding
 from refimpl.pad import LIBRARY_NAMES
 
 LIBRARY = "scipy"
@@ -33,19 +32,16 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     import scipy.ndimage as ndi
 
     out = result_dtype(x.dtype, w.dtype)
-    compute = np.float32 if out == np.float16 else out
-    if x.dtype == np.float16:
-        x = x.astype(np.float32)
-    if w.dtype == np.float16:
-        w = w.astype(np.float32)
+    compute = compute_dtype(out)
+    x, w = x.astype(compute_dtype(x.dtype), copy=False), w.astype(compute_dtype(w.dtype), copy=False)
     if padding == "same":
         y = ndi.correlate(x, w, output=compute, mode=LIBRARY_NAMES["scipy.ndimage"][border],
                           cval=cval, origin=origin)
     else:
         pads = image_padding(w.shape, padding, origin)
-        kwargs = {"constant_values": cval} if border == "constant" else {}
-        xp = np.pad(x, pads, mode=border, **kwargs)
+        xp = extend(x, pads, border, cval)
         y = ndi.correlate(xp, w, output=compute, mode="constant")
         # origin 0 anchors at k//2: the fully inside outputs start there
-        y = y[tuple(slice(k // 2, k // 2 + n - k + 1) for k, n in zip(w.shape, xp.shape))]
+        n_out = image_output_shape(x.shape, pads, w.shape)
+        y = y[tuple(slice(k // 2, k // 2 + n) for k, n in zip(w.shape, n_out))]
     return round_saturate(y, out_dtype) if out_dtype is not None else y.astype(out, copy=False)

@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from candidates.runtime import KernelCache
-from refimpl.dtypes import result_dtype, round_saturate
+from refimpl.dtypes import image_compute_dtype, result_dtype, round_saturate
 from refimpl.geometry import as_tuple, image_padding
 
 LIBRARY = "numba"
@@ -75,7 +75,7 @@ def plan_for(w: np.ndarray, x_dtype) -> tuple:
 def _make_plan(wc: np.ndarray, x_dtype) -> tuple:
     from candidates.correlate import direct_numba, separable_numpy as sep
 
-    compute = sep.compute_dtype(x_dtype, wc.dtype)
+    compute = image_compute_dtype(x_dtype, wc.dtype)
     x_dtype = np.dtype(x_dtype)
     wide = x_dtype.kind in "iu" and np.iinfo(x_dtype).bits > np.finfo(compute).nmant + 1
     axes = tuple(a for a, k in enumerate(wc.shape) if k > 1)
@@ -122,7 +122,7 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
                                  and not np.isfinite(np.add.reduce(x, axis=None))):
         return sep.correlate(x, w, **kwargs)
     _, (outer, inner), terms = plan   # inner: the later axis (rows of the array)
-    compute = sep.compute_dtype(x.dtype, w.dtype)
+    compute = image_compute_dtype(x.dtype, w.dtype)
     origins = as_tuple(origin, w.ndim, "origin") if padding == "same" else (0,) * w.ndim
     # the inner axis first (shifted loads along rows), then the outer one
     along_inner = [0] * w.ndim

@@ -85,8 +85,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from candidates.runtime import KernelCache
-from refimpl.dtypes import result_dtype, round_saturate
-from refimpl.geometry import image_padding
+from refimpl.dtypes import image_compute_dtype, result_dtype, round_saturate
+from refimpl.geometry import image_output_shape, image_padding
 
 LIBRARY = "numpy"
 DEVICE = "cpu"
@@ -123,11 +123,6 @@ def unit_roundoff(dtype) -> float:
 
 def gamma(m: int, u: float) -> float:
     return math.inf if m * u >= 1 else m * u / (1 - m * u)
-
-
-def compute_dtype(x_dtype, w_dtype) -> np.dtype:
-    out = result_dtype(x_dtype, w_dtype)
-    return np.dtype(np.float32) if out == np.float16 else np.dtype(out)
 
 
 def rank_threshold(w, compute) -> float:
@@ -326,7 +321,7 @@ def separable_rank(w, x_dtype=np.float32) -> int | None:
     w = np.asarray(w)
     if w.dtype.kind not in "iuf":
         return None
-    compute = compute_dtype(x_dtype, w.dtype)
+    compute = image_compute_dtype(x_dtype, w.dtype)
     x_dtype = np.dtype(x_dtype)
     wide = x_dtype.kind in "iu" and np.iinfo(x_dtype).bits > np.finfo(compute).nmant + 1
     plan = plan_for(w, compute, wide)
@@ -510,9 +505,9 @@ def _padded(x, pads, border, cval, compute):
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     x, w = np.asarray(x), np.asarray(w)
     out = result_dtype(x.dtype, w.dtype)
-    compute = compute_dtype(x.dtype, w.dtype)
+    compute = image_compute_dtype(x.dtype, w.dtype)
     pads = image_padding(w.shape, padding, origin)
-    n_out = tuple(n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape, pads, w.shape))
+    n_out = image_output_shape(x.shape, pads, w.shape)
     wide = x.dtype.kind in "iu" and np.iinfo(x.dtype).bits > np.finfo(compute).nmant + 1
     axes = [a for a, k in enumerate(w.shape) if k > 1]
     columns = int(np.prod([n + lo + hi for n, (lo, hi) in zip(x.shape, pads)][axes[0] + 1:],

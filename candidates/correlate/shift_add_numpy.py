@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from refimpl.dtypes import result_dtype, round_saturate
-from refimpl.geometry import image_padding
+from candidates.runtime import extend
+from refimpl.dtypes import compute_dtype, result_dtype, round_saturate
+from refimpl.geometry import image_output_shape, image_padding
 
 LIBRARY = "numpy"
 DEVICE = "cpu"
@@ -35,11 +36,10 @@ def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, ou
     out = result_dtype(x.dtype, w.dtype)
     exact = (x.dtype.kind in "iu" and w.dtype.kind in "iu" and float(cval).is_integer()
              and out_dtype is not None and np.dtype(out_dtype).kind in "iu")
-    acc = np.int64 if exact else np.float32 if out == np.float16 else out
+    acc = np.int64 if exact else compute_dtype(out)
     pads = image_padding(w.shape, padding, origin)
-    kwargs = {"constant_values": int(cval) if exact else cval} if border == "constant" else {}
-    xp = np.pad(x.astype(acc, copy=False), pads, mode=border, **kwargs)
-    out_shape = tuple(n - k + 1 for n, k in zip(xp.shape, w.shape))
+    xp = extend(x.astype(acc, copy=False), pads, border, int(cval) if exact else cval)
+    out_shape = image_output_shape(x.shape, pads, w.shape)
     w = w.astype(acc, copy=False)
     y = np.zeros(out_shape, dtype=acc)
     skip_zeros = xp.dtype.kind in "iu" or bool(np.isfinite(xp).all())  # else 0 * Inf = NaN

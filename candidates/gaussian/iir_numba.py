@@ -86,6 +86,7 @@ import math
 
 import numpy as np
 
+from candidates.runtime import extend
 from refimpl.dtypes import result_dtype, round_saturate
 
 LIBRARY = "numba"
@@ -214,10 +215,7 @@ def source_map(n: int, pad: int, border: str) -> np.ndarray:
     [-1, 0, 1, -1]
     """
     index = np.arange(n, dtype=np.int64)
-    if border == "constant":
-        out = np.pad(index, pad, mode="constant", constant_values=-1)
-    else:
-        out = np.pad(index, pad, mode=border)
+    out = extend(index, pad, border, -1)
     out.setflags(write=False)
     return out
 

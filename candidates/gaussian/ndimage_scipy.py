@@ -16,9 +16,7 @@
 #   rounding).
 from __future__ import annotations
 
-import numpy as np
-
-from refimpl.dtypes import result_dtype, round_saturate
+from refimpl.dtypes import compute_dtype, result_dtype, round_saturate
 from refimpl.pad import LIBRARY_NAMES
 
 LIBRARY = "scipy"
@@ -37,9 +35,8 @@ def gaussian(x, sigma, *, border="constant", cval=0.0, truncate=4.0, out_dtype=N
     import scipy.ndimage as ndi
 
     out = result_dtype(x.dtype)
-    compute = np.float32 if out == np.float16 else out
-    if x.dtype == np.float16:
-        x = x.astype(np.float32)
+    compute = compute_dtype(out)
+    x = x.astype(compute_dtype(x.dtype), copy=False)
     y = ndi.gaussian_filter(x, sigma, output=compute, mode=LIBRARY_NAMES["scipy.ndimage"][border],
                             cval=cval, truncate=truncate)
     return round_saturate(y, out_dtype) if out_dtype is not None else y.astype(out, copy=False)

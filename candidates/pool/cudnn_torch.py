@@ -17,22 +17,14 @@
 #   still the 'direct' bound).
 from __future__ import annotations
 
-import numpy as np
-
 from candidates.pool import pool_torch as _portable
+from candidates.torch_support import to_cuda as to_native  # noqa: F401  (the module's to_native)
 
 LIBRARY = "torch"
 DEVICE = "gpu"
 ERROR = _portable.ERROR
 supports = _portable.supports
 NONFINITE = _portable.NONFINITE
-
-
-def to_native(a):
-    import torch
-
-    a = np.ascontiguousarray(a) if a.strides and min(a.strides) < 0 else a
-    return torch.from_numpy(a).cuda()
 
 
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):

@@ -26,9 +26,8 @@
 #   what refimpl.pool writes out.
 from __future__ import annotations
 
-import numpy as np
-
 from candidates.pool.strided_numpy import ERROR  # noqa: F401  (same precision classes)
+from candidates.torch_support import dtypes, to_native  # noqa: F401  (the module's to_native)
 from refimpl.geometry import as_tuple, pool_output_shape
 
 LIBRARY = "torch"
@@ -67,26 +66,9 @@ def supports(spec):
     return None
 
 
-def to_native(a):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(a) if a.strides and min(a.strides) < 0 else a)
-
-
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
-
-def _setup(*tensors):
-    """(compute dtype, result dtype): float16 is computed in float32."""
-    import torch
-
-    out = tensors[0].dtype
-    for t in tensors[1:]:
-        out = torch.promote_types(out, t.dtype)
-    compute = torch.float32 if out in (torch.float16, torch.bfloat16) else out
-    return compute, out
-
 
 def _lists(nsp, kernel_size, stride, padding=0, dilation=1):
     kernel = list(as_tuple(kernel_size, nsp, "kernel_size"))
@@ -107,7 +89,7 @@ def _as_2d(lists, values):
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     import torch.nn.functional as F
 
-    compute, out = _setup(x)
+    out, compute = dtypes(x)
     fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[x.ndim - 3]
     k, s, p, d = _lists(x.ndim - 2, kernel_size, stride, padding, dilation)
     return fn(x.to(compute), k, s, p, d, ceil_mode=ceil_mode).to(out)
@@ -116,7 +98,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
 def max_pool_grad(dy, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     import torch
 
-    compute, out = _setup(dy, x)
+    out, compute = dtypes(dy, x)
     k, s, p, d = _lists(x.ndim - 2, kernel_size, stride, padding, dilation)
     xc, dyc = x.to(compute), dy.to(compute)
     if x.ndim == 3:
@@ -139,7 +121,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
              divisor_override=None):
     import torch.nn.functional as F
 
-    compute, out = _setup(x)
+    out, compute = dtypes(x)
     k, s, p, _ = _lists(x.ndim - 2, kernel_size, stride, padding)
     xc = x.to(compute)
     if x.ndim == 3:
@@ -156,7 +138,7 @@ def avg_pool_grad(dy, input_shape, kernel_size, stride=None, padding=0, ceil_mod
                   count_include_pad=True, divisor_override=None):
     import torch
 
-    compute, out = _setup(dy)
+    out, compute = dtypes(dy)
     input_shape = tuple(input_shape)
     k, s, p, _ = _lists(len(input_shape) - 2, kernel_size, stride, padding)
     dyc = dy.to(compute)
@@ -187,14 +169,14 @@ def _lp(x, norm_type, kernel_size, stride, ceil_mode):
 
 
 def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False):
-    compute, out = _setup(x)
+    out, compute = dtypes(x)
     return _lp(x.to(compute), norm_type, kernel_size, stride, ceil_mode).to(out)
 
 
 def lp_pool_grad(dy, x, norm_type, kernel_size, stride=None, ceil_mode=False):
     import torch
 
-    compute, out = _setup(dy, x)
+    out, compute = dtypes(dy, x)
     xc = x.to(compute).detach().requires_grad_(True)
     with torch.enable_grad():
         y = _lp(xc, norm_type, kernel_size, stride, ceil_mode)

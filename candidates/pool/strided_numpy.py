@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from candidates.runtime import extend
+from refimpl.dtypes import compute_dtype
 from refimpl.geometry import as_tuple, pool_output_shape
 
 LIBRARY = "numpy"
@@ -75,8 +77,7 @@ class _Geometry:
         self.area = int(np.prod(self.kernel))
 
     def pad(self, a, value):
-        return np.pad(a, [(0, 0)] * (a.ndim - len(self.pads)) + self.pads,
-                      constant_values=value)
+        return extend(a, [(0, 0)] * (a.ndim - len(self.pads)) + self.pads, "constant", value)
 
     def unpad(self, a):
         return a[(..., *[slice(lo, lo + n) for (lo, _), n in zip(self.pads, self.shape[2:])])]
@@ -108,11 +109,6 @@ class _Geometry:
                 c = np.minimum(end, n) - np.maximum(start, 0)
             total = total[..., None] * c if a else c
         return total
-
-
-def _acc(dtype):
-    """Accumulation type: float32 for float16, else the type itself."""
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
 
 
 def _sgn(a):
@@ -168,7 +164,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
 
 
 def _max_grad(dy, x, g, out_dtype):
-    acc = _acc(out_dtype)
+    acc = compute_dtype(out_dtype)
     choice = _choice(x, g)
     dy = dy.astype(acc, copy=False)
     zero = np.zeros((), dtype=acc)
@@ -198,7 +194,7 @@ def _divisor(g, count_include_pad, divisor_override, acc):
 def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
              divisor_override=None):
     g = _Geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode)
-    acc = _acc(x.dtype)
+    acc = compute_dtype(x.dtype)
     xp = g.pad(x.astype(acc, copy=False), 0)
     total = None
     for _, tap in g.taps(xp):
@@ -209,7 +205,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
 def avg_pool_grad(dy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                   count_include_pad=True, divisor_override=None):
     g = _Geometry(tuple(input_shape), kernel_size, stride, padding, 1, ceil_mode)
-    acc = _acc(dy.dtype)
+    acc = compute_dtype(dy.dtype)
     share = dy.astype(acc, copy=False) / _divisor(g, count_include_pad, divisor_override, acc)
     return _scatter(lambda t: share, g, tuple(input_shape), acc).astype(dy.dtype)
 
@@ -235,7 +231,7 @@ def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     if p in (np.inf, -np.inf):
         sign = 1 if p > 0 else -1
         return sign * _max_forward(sign * np.abs(x), g)
-    acc = _acc(x.dtype)
+    acc = compute_dtype(x.dtype)
     with np.errstate(all="ignore"):
         v, _ = _power_sums(x.astype(acc, copy=False), p, g)
         return (v ** acc.type(1.0 / p)).astype(x.dtype)
@@ -249,9 +245,9 @@ def lp_pool_grad(dy, x, norm_type, kernel_size, stride=None, ceil_mode=False):
     p = float(norm_type)
     if p in (np.inf, -np.inf):
         sign = 1 if p > 0 else -1
-        dx = _max_grad(dy, sign * np.abs(x), g, _acc(out_dtype))
+        dx = _max_grad(dy, sign * np.abs(x), g, compute_dtype(out_dtype))
         return (dx * _sgn(x.astype(dx.dtype, copy=False))).astype(out_dtype)
-    acc = _acc(out_dtype)
+    acc = compute_dtype(out_dtype)
     f = acc.type
     xa = x.astype(acc, copy=False)
     with np.errstate(all="ignore"):
