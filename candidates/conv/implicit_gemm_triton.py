@@ -43,11 +43,9 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 
-import numpy as np
-
-from candidates.correlate.direct_triton import BORDER_CODES
+from candidates.triton_support import (BORDER_CODES, border_source_kernel, interpreting,
+                                       max_offset, scalar, to_native)  # noqa: F401  (to_native: the module's)
 from refimpl.geometry import conv_output_shape, layer_padding, positive_tuple
 
 LIBRARY = "triton"
@@ -61,24 +59,12 @@ _OPS = ("conv", "conv_relu")
 _VARIANTS = {"stride_phase": 1, "k_tail_unmasked": 2, "float16_accumulation": 3}
 
 
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
 def supports(spec):
     if spec.op not in _OPS:
         return f"implicit_gemm_triton computes {', '.join(_OPS)}, not {spec.op}"
     if len(spec.shapes[0]) > 4:
         return "the Triton implicit GEMM is written for 1 and 2 spatial axes, not 3"
     return None
-
-
-def to_native(a):
-    import torch
-
-    a = np.ascontiguousarray(a) if a.strides and min(a.strides) < 0 else a
-    t = torch.from_numpy(a)
-    return t if interpreting() else t.cuda()
 
 
 # ---------------------------------------------------------------------------------------
@@ -101,10 +87,7 @@ def kernels():
     import triton
     import triton.language as tl
 
-    from candidates.correlate import direct_triton
-
-    shared = direct_triton.kernels()
-    globals().update(triton=triton, tl=tl, border_source=shared["border_source"])
+    globals().update(triton=triton, tl=tl, border_source=border_source_kernel())
 
     @triton.jit(do_not_specialize=["H", "W"])      # n of border_source stays a tensor
     def conv_kernel(x_ptr, w_ptr, b_ptr, y_ptr, cval_ptr,
@@ -201,19 +184,6 @@ def _exact_in(value: float, dtype) -> bool:
     return float(torch.tensor(value, dtype=dtype)) == value
 
 
-@functools.lru_cache(maxsize=64)
-def _scalar(value: float, dtype, device):
-    """cval as a one-element device tensor of the compute type (a float kernel argument
-    would be float32), made once: no host-to-device copy inside a timed call."""
-    import torch
-
-    return torch.full((1,), value, dtype=dtype, device=device)
-
-
-def _max_offset(t) -> int:
-    return sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride()))
-
-
 def _launch(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="constant",
             cval=0.0, relu=False, variant=0):
     """The conv of torch tensors (CUDA, or CPU under the interpreter); ``variant`` selects a
@@ -256,11 +226,11 @@ def _launch(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, borde
     # nearest even): there the kernel stores float32 and torch rounds once
     store_t = torch.float32 if interpreting() and out_t == torch.bfloat16 else out_t
     y = torch.empty((n, o, oh, ow), dtype=store_t, device=x.device)
-    cval_t = _scalar(float(cval), compute_t, x.device)
+    cval_t = scalar(float(cval), compute_t, x.device)
     precision = "ieee"
     upcast = interpreting() and compute_t == torch.bfloat16
     acc_name = str(acc_t).replace("torch.", "")
-    wide = max(_max_offset(xc), _max_offset(y)) >= 2**31 - 1
+    wide = max(max_offset(xc), max_offset(y)) >= 2**31 - 1
     phase = int(variant == _VARIANTS["stride_phase"] and max(stride) > 1)
     args = (xc, wc, bc, y, cval_t, h, wd, oh, ow, kh, kw, stride[0], stride[1], pads[0][0],
             pads[1][0], dilation[0], dilation[1], M, K, cg, og, *xc.stride(), *y.stride())

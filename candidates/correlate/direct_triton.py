@@ -42,10 +42,11 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 
 import numpy as np
 
+from candidates.triton_support import (BORDER_CODES, border_source_kernel, interpreting,
+                                       max_offset, scalar, to_native)  # noqa: F401  (to_native: the module's)
 from refimpl.dtypes import result_dtype
 from refimpl.geometry import image_padding
 
@@ -55,16 +56,9 @@ ERROR = "direct"
 NONFINITE = True      # every tap applied in IEEE arithmetic (verified under the interpreter)
 EXACT_INT_BITS = 24   # integer images are summed in float32
 
-BORDER_CODES = {"constant": 0, "edge": 1, "symmetric": 2, "reflect": 3, "wrap": 4}
-
 # Planted mistakes for the verifier's own tests (tests/test_correlate_gpu.py): the launcher
 # takes one of these codes; 0 is the kernel as written above.
 _VARIANTS = {"reflect_off_by_one": 1, "constant_mask_dropped": 2, "float16_accumulation": 3}
-
-
-def interpreting() -> bool:
-    """Triton's interpreter (TRITON_INTERPRET=1): kernels run on CPU tensors."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def supports(spec):
@@ -80,14 +74,6 @@ def supports(spec):
     return None
 
 
-def to_native(a):
-    import torch
-
-    a = np.ascontiguousarray(a) if a.strides and min(a.strides) < 0 else a
-    t = torch.from_numpy(a)
-    return t if interpreting() else t.cuda()
-
-
 # ---------------------------------------------------------------------------------------
 # Kernels (built on first use: importing this module never imports triton)
 # ---------------------------------------------------------------------------------------
@@ -99,28 +85,8 @@ def kernels():
     import triton
     import triton.language as tl
 
-    globals().update(triton=triton, tl=tl)
+    globals().update(triton=triton, tl=tl, border_source=border_source_kernel())
 
-    @triton.jit
-    def border_source(i, n, BORDER: tl.constexpr, OFF: tl.constexpr):
-        """refimpl.pad.source_index for padded positions i (any integer tensor) on an axis
-        of length n; 'constant' gives a clamped, always valid index (the caller masks).
-        OFF != 0 plants an off-by-one in the reflect map (verifier tests only)."""
-        if BORDER == 2:            # symmetric, period 2n
-            p = 2 * n
-            m = ((i % p) + p) % p
-            j = tl.where(m < n, m, p - 1 - m)
-        elif BORDER == 3:          # reflect, period 2n - 2 (n = 1: every index is 0)
-            p = tl.maximum(2 * n - 2, 1)
-            m = ((i % p) + p) % p
-            j = tl.where(m < n, m, p - m - OFF)
-        elif BORDER == 4:          # wrap
-            j = ((i % n) + n) % n
-        else:                      # edge, and constant's safe address
-            j = tl.minimum(tl.maximum(i, 0), n - 1)
-        return j
-
-    globals()["border_source"] = border_source
 
     @triton.jit(do_not_specialize=["H", "W"])      # n of border_source stays a tensor
     def correlate2d_kernel(x_ptr, w_ptr, y_ptr, cval_ptr,
@@ -161,7 +127,7 @@ def kernels():
         y_tile = y_ptr + bb * syb + oy[:, None] * syh + ox[None, :] * syw
         tl.store(y_tile, acc.to(y_ptr.dtype.element_ty), mask=keep)
 
-    return {"border_source": border_source, "correlate2d": correlate2d_kernel, "tl": tl,
+    return {"correlate2d": correlate2d_kernel, "tl": tl,
             "triton": triton}
 
 
@@ -202,19 +168,6 @@ def result_name(xd: str, wd: str) -> str:
     return result_dtype(xd, wd).name
 
 
-@functools.lru_cache(maxsize=64)
-def _scalar(value: float, dtype, device):
-    """cval as a one-element device tensor of the accumulation type (a float kernel argument
-    would be float32), made once: no host-to-device copy inside a timed call."""
-    import torch
-
-    return torch.full((1,), value, dtype=dtype, device=device)
-
-
-def max_offset(t) -> int:
-    return sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride()))
-
-
 def _launch(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None,
             variant=0):
     """Run the kernel on torch tensors (CUDA, or CPU under the interpreter). ``variant``
@@ -250,7 +203,7 @@ def _launch(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_
     kh, kw = size(w, ah), w.shape[aw]
     wk = w.to(acc_t).reshape(kh, kw).contiguous()      # a length-1 batch axis drops out
     oh, ow = size(y, ah), size(y, aw)
-    cval_t = _scalar(float(cval), acc_t, x.device)
+    cval_t = scalar(float(cval), acc_t, x.device)
     block_h = _pow2(oh, 1, 16)
     block_w = _pow2(ow, 1 if interpreting() else 16, 32 if interpreting() else 64)
     wide = max(max_offset(x), max_offset(y)) >= 2**31 - 1
