@@ -1,5 +1,6 @@
-"""The project's shape (DESIGN.md, "Layout"): top-level folders, one stem per operation
-family, candidate module contract, one-way dependencies, and banned flag names.
+"""The project's shape: top-level folders, one stem per operation family, candidate
+module contract, one-way dependencies, shared candidate code in its homes, and banned
+flag names.
 
 Imports are checked by parsing with ``ast`` (nothing under test is imported for that), so a
 module that would import torch or cupy at the top is caught on any machine.
@@ -29,6 +30,8 @@ LIBRARY_OF_SUFFIX = {"numpy": "numpy", "scipy": "scipy", "opencv": "cv2", "torch
 # asv suites that time the library itself rather than one op family's candidates
 HARNESS_SUITES = {"dispatch"}
 REFIMPL_ALLOWED_FROM_CANDIDATES = {"refimpl.geometry", "refimpl.pad", "refimpl.dtypes"}
+# what candidates of every family share (plain modules under candidates/, no op family)
+SHARED_HOMES = {"candidates.runtime", "candidates.torch_support", "candidates.triton_support"}
 
 
 def py_files(folder: str) -> list[Path]:
@@ -83,10 +86,10 @@ def root(module: str) -> str:
 def test_top_level_layout(item):
     path = ROOT / item
     if item.endswith("/"):
-        assert path.is_dir(), f"{item} is missing (DESIGN.md, Layout)"
+        assert path.is_dir(), f"{item} is missing"
         assert any(path.iterdir()), f"{item} is empty"
     else:
-        assert path.is_file(), f"{item} is missing (DESIGN.md, Layout)"
+        assert path.is_file(), f"{item} is missing"
 
 
 def test_ci_run_is_executable():
@@ -260,6 +263,103 @@ def test_candidates_imports(file):
     for line, module in imports(file, module_level_only=True):
         assert root(module) in STDLIB | {"numpy", "refimpl", "candidates"}, \
             f"{rel(file)}:{line} imports {module} at module level; import libraries inside functions"
+
+
+def test_shared_homes_are_the_plain_modules_under_candidates():
+    plain = {f"candidates.{p.stem}" for p in (ROOT / "candidates").glob("*.py") if p.stem != "__init__"}
+    assert plain == SHARED_HOMES
+
+
+def _candidate_module_names(file: Path) -> dict[str, str]:
+    """Local name -> candidate module, for every candidate module ``file`` imports whole
+    (``from candidates.conv import conv_torch as _portable``, ``import candidates.x.y``)."""
+    names = {}
+    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("candidates"):
+            for a in node.names:
+                target = f"{node.module}.{a.name}"
+                if (ROOT / (target.replace(".", "/") + ".py")).is_file():
+                    names[a.asname or a.name] = target
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("candidates.") and a.asname:
+                    names[a.asname] = a.name
+    return names
+
+
+@pytest.mark.parametrize("file", py_files("candidates"), ids=rel)
+def test_candidates_share_code_only_through_public_names(file):
+    """No private name of another candidate module, by import or by attribute; another op
+    family's modules not at all: what families share lives in SHARED_HOMES."""
+    own = ".".join(file.relative_to(ROOT).with_suffix("").parts)
+    family = own.split(".")[1] if own.count(".") == 2 else None
+    for line, module in imports(file):
+        if root(module) != "candidates" or module == "candidates":
+            continue
+        where = f"{rel(file)}:{line} imports {module}"
+        home = next((h for h in SHARED_HOMES if module == h or module.startswith(h + ".")), None)
+        name = module[len(home) + 1:] if home and module != home else module.rsplit(".", 1)[1]
+        assert not name.startswith("_"), f"{where}: a private name of another candidate module"
+        if home is None:
+            assert module.split(".")[1] == family, \
+                f"{where}: another op family's module; shared code belongs in {sorted(SHARED_HOMES)}"
+    tree = ast.parse(file.read_text(), str(file))
+    aliases = _candidate_module_names(file)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in aliases and node.attr.startswith("_"):
+            raise AssertionError(f"{rel(file)}:{node.lineno} uses {aliases[node.value.id]}."
+                                 f"{node.attr}, a private name of another candidate module")
+
+
+def _code_lines(file: Path):
+    """(line number, code) of ``file`` without comments and docstrings."""
+    tree = ast.parse(file.read_text(), str(file))
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+    for number, line in enumerate(file.read_text().splitlines(), 1):
+        code = line.split("#", 1)[0]
+        if number not in docstrings and code.strip():
+            yield number, code
+
+
+# What only a shared home does: (pattern, the home, what it is)
+HOME_ONLY = [
+    (re.compile(r"set_num_threads|setNumThreads|set_num_interop_threads|threadpoolctl|"
+                r"ThreadpoolController|threadpool_limits"),
+     "convbench.thread_settings (counts) and candidates.runtime (run_blas_jobs)",
+     "thread settings of a library"),
+    (re.compile(r"\bnp\.pad\(|\bnumpy\.pad\("), "candidates.runtime.extend", "border extension"),
+    (re.compile(r"float32 if [\w.]+ (==|in) .*float16"),
+     "refimpl.dtypes.compute_dtype", "the half floats' compute dtype"),
+    (re.compile(r"\bn \+ lo \+ hi - k \+ 1\b"), "refimpl.geometry.image_output_shape",
+     "the image form's output shape"),
+]
+
+
+@pytest.mark.parametrize("file", py_files("candidates"), ids=rel)
+def test_shared_rules_are_written_once(file):
+    if ".".join(file.relative_to(ROOT).with_suffix("").parts) in SHARED_HOMES:
+        return
+    for number, code in _code_lines(file):
+        for pattern, home, what in HOME_ONLY:
+            assert not pattern.search(code), \
+                f"{rel(file)}:{number} does {what} itself: {code.strip()!r}; use {home}"
+
+
+def test_home_only_rules_catch_what_they_name():
+    lines = {"torch.set_num_threads(threads())": 0, "cv2.setNumThreads(4)": 0,
+             "from threadpoolctl import ThreadpoolController": 0,
+             "xp = np.pad(x, pads, mode=border)": 1,
+             "compute = np.float32 if out == np.float16 else out": 2,
+             "compute = torch.float32 if out in (torch.float16, torch.bfloat16) else out": 2,
+             "n_out = tuple(n + lo + hi - k + 1 for n in x)": 3}
+    for code, rule in lines.items():
+        assert [i for i, (p, _, _) in enumerate(HOME_ONLY) if p.search(code)] == [rule], code
 
 
 @pytest.mark.parametrize("file", py_files("convbench"), ids=rel)

@@ -237,7 +237,7 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
     extra = tuple(c - i for c, i in zip(conv_out, x.shape[2:]))
     dy = x
     if any(extra):
-        dy = np.pad(x, ((0, 0), (0, 0)) + tuple((0, e) for e in extra))
+        dy = extend(x, ((0, 0), (0, 0)) + tuple((0, e) for e in extra), "constant")
     y = _grad_input(dy, w, out, stride, dilation, pads, groups, "constant", compute)
     if bias is not None:
         y += bias.astype(compute).reshape((1, -1) + (1,) * nsp)
