@@ -92,21 +92,21 @@ def _candidates():
             yield pytest.param(candidate, id=candidate.key, marks=marks)
 
 
-def _first_case(candidate):
+def _runnable_case(candidate):
+    """The first small case ``candidate`` runs here (the test skips, with the reason, when
+    there is none)."""
+    reason = candidate.unavailable()
+    if reason:
+        pytest.skip(reason)
     for case in suite("small", candidate.op):
         if verification.skip_reason(candidate, case) is None:
             return case
-    return None
+    pytest.skip(f"no small {candidate.op} case that {candidate.name} runs")
 
 
 @pytest.mark.parametrize("candidate", list(_candidates()))
 def test_a_candidate_call_changes_no_setting(candidate, unusual_settings):
-    reason = candidate.unavailable()
-    if reason:
-        pytest.skip(reason)
-    case = _first_case(candidate)
-    if case is None:
-        pytest.skip(f"no small {candidate.op} case that {candidate.name} runs")
+    case = _runnable_case(candidate)
     native = verification.native_inputs(candidate, case)
     before = settings()
     verification.call(candidate, case, native)
@@ -121,12 +121,7 @@ API = {"correlate": lambda arrays, kw, name: convbench.correlate(*arrays, **kw, 
 @pytest.mark.parametrize("candidate", [pytest.param(c, id=c.key) for op in API
                                        for c in registry.candidates(op)])
 def test_a_library_call_changes_no_setting(candidate, unusual_settings):
-    reason = candidate.unavailable()
-    if reason:
-        pytest.skip(reason)
-    case = _first_case(candidate)
-    if case is None:
-        pytest.skip(f"no small {candidate.op} case that {candidate.name} runs")
+    case = _runnable_case(candidate)
     arrays = case.arrays()
     kwargs = {k: v for k, v in case.spec.params if v is not None}
     before = settings()
