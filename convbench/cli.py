@@ -8,6 +8,10 @@ bench, run, tune and gate measure every candidate in a worker process (``--no-is
 runs them in this one): a candidate that crashes, exits or runs longer than ``--timeout``
 seconds per call (default 300) fails its own row and the run goes on. verify runs in this
 process unless ``--isolate``.
+
+Output: on a terminal, tables fitted to its width with coloured statuses and a progress
+bar on stderr; piped or redirected, plain columns with one full row per line (NO_COLOR,
+FORCE_COLOR, TTY_COMPATIBLE and COLUMNS are honoured; convbench/table.py).
 """
 from __future__ import annotations
 
@@ -310,7 +314,10 @@ def parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_list)
 
-    sp = sub.add_parser("verify", help="check candidates against the oracles")
+    sp = sub.add_parser("verify", help="check candidates against the oracles",
+                        description="Check candidates against the oracles. Prints the verdict "
+                                    "and the count of each status first, then the failing rows "
+                                    "(--all-rows: every row).")
     common(sp)
     sp.add_argument("--cases", default="small", help="suite whose cases to check (default small)")
     sp.add_argument("--all-rows", action="store_true", help="print every row, not only failures")
