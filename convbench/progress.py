@@ -31,10 +31,6 @@ class Progress:
             self._task = self._bar.add_task(label, total=self.total, item="")
             self._bar.start()
 
-    @property
-    def enabled(self) -> bool:
-        return self._bar is not None
-
     def __call__(self, item: str = "") -> None:
         self.done += 1
         if self._bar is not None:
