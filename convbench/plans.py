@@ -81,33 +81,61 @@ class Plan:
         self.kernel_finite = kernel is None or not (kernel.dtype.kind in "fc") or \
             bool(np.isfinite(kernel).all())
         self.skipped: list[str] = []
+        self._lock = threading.Lock()
         if algorithm is not None:
             candidate = _named_candidate(spec.op, algorithm)
             reason = candidate.unavailable() or candidate.supports(spec)
             if reason:
                 raise ValueError(f"algorithm={algorithm!r} cannot run this call: {reason}")
             self.why = f"algorithm={algorithm!r} was asked for"
-            self.choices = (Choice(candidate, spec, "normwise"),)
+            self._pending, self._resolved = [], [Choice(candidate, spec, "normwise")]
             return
         choice_library = "numpy" if library == "torch" and device == "cpu" else library
         names, self.why = choose.ranked(spec, choice_library, kernel)
         if not names:
             raise ValueError(f"no default algorithm for op {spec.op!r} on {library} arrays")
-        known = {c.name: c for c in registry.candidates(spec.op)}
-        choices = []
-        for name in names:
-            candidate = known.get(name)
+        # resolved in ranking order only as far as needed: checking a candidate imports its
+        # library (torch, numba: seconds), which a call that never reaches it must not pay
+        self._pending = list(names)
+        self._known = {c.name: c for c in registry.candidates(spec.op)}
+        self._resolved: list[Choice] = []
+        if not self._resolve_next():
+            raise ValueError(f"no algorithm can run {spec.id}: " + "; ".join(self.skipped))
+
+    def _resolve_next(self) -> bool:
+        """Resolve the next statically eligible candidate of the ranking; False when none
+        is left."""
+        with self._lock:
+            return self._resolve_next_locked()
+
+    def _resolve_next_locked(self) -> bool:
+        while self._pending:
+            name = self._pending.pop(0)
+            candidate = self._known.get(name)
             if candidate is None:
                 continue
-            reason = (candidate.unavailable() or candidate.supports(spec)
-                      or values.model_ineligible(candidate, spec, accuracy))
+            reason = (candidate.unavailable() or candidate.supports(self.spec)
+                      or values.model_ineligible(candidate, self.spec, self.accuracy))
             if reason:
                 self.skipped.append(f"{name}: {reason}")
-            else:
-                choices.append(Choice(candidate, spec, accuracy))
-        if not choices:
-            raise ValueError(f"no algorithm can run {spec.id}: " + "; ".join(self.skipped))
-        self.choices = tuple(choices)
+                continue
+            self._resolved.append(Choice(candidate, self.spec, self.accuracy))
+            return True
+        return False
+
+    @property
+    def choices(self) -> tuple:
+        """Every candidate this plan may run, in order (resolves the whole ranking)."""
+        while self._resolve_next():
+            pass
+        return tuple(self._resolved)
+
+    def _candidates(self):
+        """The plan's candidates in order, resolving further ones only when reached."""
+        i = 0
+        while i < len(self._resolved) or self._resolve_next():
+            yield self._resolved[i]
+            i += 1
 
     # -- running ------------------------------------------------------------------------
     def __call__(self, *arrays):
@@ -138,7 +166,10 @@ class Plan:
         bound = values.integer_bound(self.spec, host[0], host[1]) if self._exact_int else None
         if not finite and self._int_out:
             values.refuse_nonfinite_into_integers(self.spec)
-        for choice in self.choices:
+        first = self._resolved[0]
+        if not first.certified and first.allows(finite, bound):
+            return self._run(first, present, host)
+        for choice in self._candidates():
             if not choice.allows(finite, bound):
                 continue
             if choice.certified and values.certify(choice.candidate, self.spec, host):
@@ -175,7 +206,7 @@ class Plan:
     def pick(self, present, found):
         """The first of the plan's candidates that ``found`` (values.Facts) allows and,
         where it needs one, that ``present`` certifies (None: not certified)."""
-        for choice in self.choices:
+        for choice in self._candidates():
             if choice.allows(found.finite, found.int_bound) and not (
                     choice.certified and present is not None
                     and values.certify(choice.candidate, self.spec, present)):
@@ -214,7 +245,8 @@ class Plan:
     # -- explaining ---------------------------------------------------------------------
     def explain(self) -> str:
         """Which candidate runs, why, its error model, what it keeps; the alternatives."""
-        first = self.choices[0]
+        choices = self.choices
+        first = choices[0]
         c = first.candidate
         lines = [f"plan for {self.spec.id} on {self.library} arrays ({self.device})",
                  f"runs: {c.name} ({c.key}{', from ' + c.package if getattr(c, 'package', None) else ''})",
@@ -224,15 +256,15 @@ class Plan:
                     " (certified per call against the elementwise contract)"),
                  f"keeps: {_keeps(c)}",
                  f"per call: {_per_call(self, first)}"]
-        if len(self.choices) > 1:
+        if len(choices) > 1:
             lines.append("then, when a call's values rule out the one before: "
-                         + ", ".join(ch.candidate.name for ch in self.choices[1:]))
+                         + ", ".join(ch.candidate.name for ch in choices[1:]))
         if self.skipped:
             lines.append("not eligible here: " + "; ".join(self.skipped))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<convbench plan {self.spec.id} -> {self.choices[0].candidate.name}>"
+        return f"<convbench plan {self.spec.id} -> {self._resolved[0].candidate.name}>"
 
 
 def _keeps(candidate) -> str:
@@ -422,7 +454,8 @@ def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accur
         key = (op, algorithm, accuracy, params, tuple(map(type, params)), described)
         if op in KERNEL_VALUE_OPS:
             w = arrays[1]
-            if type(w) is _tensor_type() and w.device.type == "cpu":
+            if type(w) is _tensor_type() and type(arrays[0]) is type(w) \
+                    and w.device.type == "cpu":
                 host = tuple(map(_host_view, arrays))      # CPU tensors: numpy views, once
                 w = host[1]
             key += (_kernel_key(w),)
