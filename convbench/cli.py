@@ -114,6 +114,7 @@ def cmd_list(args) -> int:
     for c in _candidates(args, _ops(args)):
         reason = c.unavailable()
         via = f" (through {c.reused_from})" if c.reused_from else ""
+        via += f" (from {c.package})" if c.package else ""
         device = "" if reason and "cannot be imported" in reason else c.device
         rows.append({"op": c.op, "candidate": c.name, "device": device,
                      "available": reason.replace("unavailable: ", "no: ") if reason else "yes",
@@ -230,9 +231,35 @@ def _check_results_dir(args) -> None:
 
 
 def cmd_bench(args) -> int:
+    if args.suite == DISPATCH_SUITE:
+        return _bench_dispatch(args)
     _check_results_dir(args)
     _, code = _bench(args, args.suite, _ops(args))
     return code
+
+
+DISPATCH_SUITE = "dispatch"
+
+
+def _bench_dispatch(args) -> int:
+    """What a convbench call costs over the candidate it runs, beside the peers
+    (convbench.dispatch): one row per call and array kind, microseconds."""
+    from convbench import dispatch
+    from convbench.table import console, render
+
+    calls = [c for c in dispatch.CALLS if not args.op or c.op in _split(args.op)]
+    calls = [c for c in calls if not args.filter or any(f in c.name for f in _split(args.filter))]
+    if not calls:
+        raise ValueError(f"no dispatch calls match; the calls: {[c.name for c in dispatch.CALLS]}")
+    protocol = dispatch.PROTOCOL if args.protocol == "quick" else \
+        dispatch.Protocol(warmup_s=0.2, sample_s=0.01, samples=61)
+    rows = dispatch.measure_all(protocol, calls, threads=args.threads or 1)
+    print(render(dispatch.format_rows(rows), console(), fold=("peers us",),
+                 right=("candidate us", "convbench us", "overhead us")))
+    worst = max(r["overhead_us"] for r in rows)
+    print(f"largest overhead {worst:.1f} us over the chosen candidate's direct call "
+          f"(target <= {dispatch.TARGET_US:g} us); threads {args.threads or 1}")
+    return EXIT_OK
 
 
 def cmd_run(args) -> int:
@@ -330,7 +357,10 @@ def parser() -> argparse.ArgumentParser:
                             + OUTPUT_HELP)
         common(sp)
         if name == "bench":
-            sp.add_argument("--suite", default="quick", help="quick, seed, images, real, small")
+            sp.add_argument("--suite", default="quick",
+                            help="quick, seed, images, real, small, layers, or dispatch (what a "
+                                 "convbench call costs over the candidate it runs, beside the "
+                                 "peers; --threads defaults to 1 there)")
         sp.add_argument("--threads", type=thread_count, default=None,
                         help="threads for every library (default: all cores)")
         sp.add_argument("--protocol", choices=("quick", "full"), default="quick",
