@@ -33,17 +33,23 @@ import numpy as np
 from convbench import arrays as xp
 from convbench import machine, registry, values
 
+_vdot, _isfinite, _monotonic, _ndarray = np.vdot, math.isfinite, time.monotonic, np.ndarray
+
 CACHE_SIZE = 256                  # plans kept by the public functions (LRU)
 KERNEL_BYTES_IN_KEY = 65536       # calls with larger kernels are planned afresh each time
+
+
+# How a plan hands its arrays to a candidate (Choice.mode)
+HOST, HOST_NATIVE, PRESENT, ROUND_TRIP = "host", "host, to_native", "as given", "round trip"
 
 
 class Choice:
     """One candidate a plan may run, with what a call needs of it, resolved once."""
 
     __slots__ = ("candidate", "function", "kwargs", "nonfinite", "int_limit", "certified",
-                 "to_native", "native_library")
+                 "to_native", "native_library", "mode")
 
-    def __init__(self, candidate, spec, accuracy):
+    def __init__(self, candidate, spec, accuracy, library="numpy", cpu_tensors=False):
         self.candidate = candidate
         self.function = candidate.function()
         self.kwargs = {k: v for k, v in spec.params if v is not None}
@@ -52,6 +58,12 @@ class Choice:
         self.certified = values.needs_certificate(candidate, spec, accuracy)
         self.to_native = getattr(candidate.module, "to_native", None) if candidate.module_path else None
         self.native_library = candidate.module.LIBRARY if candidate.module_path else "numpy"
+        if library != "numpy" and self.native_library == library:
+            self.mode = PRESENT           # a torch candidate on tensors, cupy on cupy
+        elif library == "numpy" or cpu_tensors:
+            self.mode = HOST if self.to_native is None else HOST_NATIVE
+        else:
+            self.mode = ROUND_TRIP
 
     def allows(self, finite: bool, int_bound) -> bool:
         if not finite and not self.nonfinite:
@@ -88,7 +100,9 @@ class Plan:
             if reason:
                 raise ValueError(f"algorithm={algorithm!r} cannot run this call: {reason}")
             self.why = f"algorithm={algorithm!r} was asked for"
-            self._pending, self._resolved = [], [Choice(candidate, spec, "normwise")]
+            self._pending = []
+            self._resolved = [Choice(candidate, spec, "normwise", library, self._cpu_tensors)]
+            self.fast = self._fast_path()
             return
         choice_library = "numpy" if library == "torch" and device == "cpu" else library
         names, self.why = choose.ranked(spec, choice_library, kernel)
@@ -101,6 +115,21 @@ class Plan:
         self._resolved: list[Choice] = []
         if not self._resolve_next():
             raise ValueError(f"no algorithm can run {spec.id}: " + "; ".join(self.skipped))
+        self.fast = self._fast_path()
+
+    def _fast_path(self):
+        """(function, kwargs, bytes needed, arrays to check) when a cached call on numpy
+        arrays can go straight to the first candidate once its values are checked finite
+        by one dot product each, else None (``cached`` then takes ``run``). The kernel of
+        an op in KERNEL_VALUE_OPS is not checked: the cache key holds its bytes."""
+        first = self._resolved[0]
+        checks = self._float_image if self.spec.op in KERNEL_VALUE_OPS else self._float_arrays
+        if (self.library != "numpy" or first.mode is not HOST or self._exact_int
+                or first.certified or not self.kernel_finite
+                or any(np.dtype(self.spec.dtypes[i]).itemsize < 4
+                       or np.dtype(self.spec.dtypes[i]).kind != "f" for i in checks)):
+            return None
+        return first.function, first.kwargs, self.need, checks
 
     def _resolve_next(self) -> bool:
         """Resolve the next statically eligible candidate of the ranking; False when none
@@ -119,7 +148,8 @@ class Plan:
             if reason:
                 self.skipped.append(f"{name}: {reason}")
                 continue
-            self._resolved.append(Choice(candidate, self.spec, self.accuracy))
+            self._resolved.append(Choice(candidate, self.spec, self.accuracy, self.library,
+                                         self._cpu_tensors))
             return True
         return False
 
@@ -146,7 +176,8 @@ class Plan:
     def run(self, present, kernel_in_key: bool = False, host=None):
         """Run on ``present`` (the non-None arrays), already known to match the plan.
         ``kernel_in_key``: the kernel's bytes equal the example's (the plan cache's key
-        holds them), so its finiteness is the example's."""
+        holds them), so its finiteness is the example's. ``host``: numpy views of CPU
+        tensors, when the caller has them already."""
         if self._on_host:
             free = machine.available_memory()     # cached for 0.1 s
             if free is not None and self.need > free:
@@ -160,15 +191,20 @@ class Plan:
         finite = self.kernel_finite if kernel_in_key else True
         if finite:
             for i in (self._float_image if kernel_in_key else self._float_arrays):
-                if not _finite(host[i]):
+                a = host[i]
+                # one dot product: finite when every value is (an overflow or a NaN/Inf
+                # makes it not, and only then is every value looked at)
+                if type(a) is np.ndarray and a.dtype.kind == "f" and _isfinite(_vdot(a, a)):
+                    continue
+                if not _finite(a):
                     finite = False
                     break
         bound = values.integer_bound(self.spec, host[0], host[1]) if self._exact_int else None
+        first = self._resolved[0]
+        if finite and bound is None and not first.certified:
+            return self._run(first, present, host)
         if not finite and self._int_out:
             values.refuse_nonfinite_into_integers(self.spec)
-        first = self._resolved[0]
-        if not first.certified and first.allows(finite, bound):
-            return self._run(first, present, host)
         for choice in self._candidates():
             if not choice.allows(finite, bound):
                 continue
@@ -178,15 +214,18 @@ class Plan:
         raise ValueError(self._refusal(present, values.Facts(finite, bound)))
 
     def _run(self, choice, present, host):
-        lib = self.library
-        if lib != "numpy" and choice.native_library == lib:
-            native = present                      # a torch candidate on tensors, cupy on cupy
-        elif lib == "numpy" or self._cpu_tensors:
-            native = host if choice.to_native is None else tuple(map(choice.to_native, host))
+        mode = choice.mode
+        if mode is HOST:
+            native = host
+        elif mode is PRESENT:
+            native = present
+        elif mode is HOST_NATIVE:
+            native = tuple(map(choice.to_native, host))
         else:  # arrays on a GPU into a CPU algorithm: a round trip through the host
             convert = choice.to_native or (lambda a: a)
             native = tuple(convert(xp.to_numpy(a)) for a in present)
         out = choice.function(*native, **choice.kwargs)
+        lib = self.library
         if lib == "numpy":
             return out if type(out) is np.ndarray else xp.to_numpy(out)
         if self._cpu_tensors and type(out) is np.ndarray:
@@ -389,21 +428,17 @@ def _op_arrays(op):
 # -- the public functions' plan cache ------------------------------------------------------
 _cache: collections.OrderedDict = collections.OrderedDict()
 _cache_lock = threading.Lock()
-_stats = {"hits": 0, "misses": 0}
+_stats = {"misses": 0}
 
 
 def _describe(a):
-    """What the choice reads of one argument, hashable; TypeError for arguments that take
-    the uncached path (lists, non-native byte order, other types)."""
-    t = type(a)
-    if t is np.ndarray:
-        dtype = a.dtype
-        if dtype.isnative:
-            return (a.shape, dtype, a.strides)
-    elif a is None:
+    """What the choice reads of an argument other than an ndarray (those are keyed inline):
+    hashable; TypeError for arguments that take the uncached path (lists, other types)."""
+    if a is None:
         return ()
-    elif t is _tensor_type():
-        return (t, a.shape, a.dtype, a.stride(), a.device)
+    t = type(a)
+    if t is _tensor_type():
+        return (t, a.shape, a.dtype, a.device)
     raise TypeError("not cached")
 
 
@@ -445,42 +480,68 @@ def _kernel_key(w):
 def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accuracy):
     """Run ``op`` through the plan cache. ``params`` are the op's keyword values in its
     record's order, as the caller gave them (their types are part of the key: 0, 0.0 and
-    False are equal in Python, not to validation)."""
-    if time.monotonic() > _table["next_check"]:
+    False are equal in Python, not to validation). Strides are not part of the key:
+    nothing a plan holds depends on them."""
+    if _monotonic() > _table["next_check"]:
         _check_table()
     host = None
     try:
-        described = tuple(map(_describe, arrays))
-        key = (op, algorithm, accuracy, params, tuple(map(type, params)), described)
+        key = (op, algorithm, accuracy, params, tuple(map(type, params)),
+               tuple([(a.shape, a.dtype) if type(a) is _ndarray else _describe(a)
+                      for a in arrays]))
         if op in KERNEL_VALUE_OPS:
             w = arrays[1]
-            if type(w) is _tensor_type() and type(arrays[0]) is type(w) \
-                    and w.device.type == "cpu":
-                host = tuple(map(_host_view, arrays))      # CPU tensors: numpy views, once
-                w = host[1]
-            key += (_kernel_key(w),)
+            if type(w) is _ndarray and w.nbytes <= KERNEL_BYTES_IN_KEY:
+                key += (w.tobytes(),)
+            else:
+                if type(w) is _tensor_type() and type(arrays[0]) is type(w) \
+                        and w.device.type == "cpu":
+                    host = tuple(map(_host_view, arrays))      # CPU tensors: numpy views, once
+                    w = host[1]
+                key += (_kernel_key(w),)
         plan = _cache.get(key)
     except TypeError:           # unhashable keywords, lists for arrays: the uncached path
         key = plan = None
     if plan is None:
-        _stats["misses"] += 1
-        kwargs = dict(zip(_param_names(op), params))
-        plan = make(op, arrays, kwargs, algorithm, accuracy)
-        if key is not None:
-            with _cache_lock:
-                _cache[key] = plan
-                while len(_cache) > CACHE_SIZE:
-                    _cache.popitem(last=False)
-        _, arrays = as_arrays(arrays, names)
-    else:
-        _stats["hits"] += 1
-        try:
-            _cache.move_to_end(key)
-        except KeyError:        # dropped by another thread meanwhile
-            pass
+        return _miss(op, arrays, names, params, algorithm, accuracy, key)
+    try:
+        _cache.move_to_end(key)
+    except KeyError:            # dropped by another thread meanwhile
+        pass
+    fast = plan.fast
+    if fast is not None:
+        # the common case, written out: a call costs what the candidate costs plus
+        # microseconds (the general path below is Plan.run)
+        fn, kwargs, need, checks = fast
+        free = machine.available_memory()
+        if free is None or need <= free:
+            for i in checks:
+                a = arrays[i]
+                if not _isfinite(_vdot(a, a)):
+                    break
+            else:
+                out = fn(*(arrays if arrays[-1] is not None else arrays[:-1]), **kwargs)
+                return out if type(out) is _ndarray else xp.to_numpy(out)
     present = arrays if arrays[-1] is not None else arrays[:-1]    # only bias may be None
-    return plan.run(present, kernel_in_key=key is not None and op in KERNEL_VALUE_OPS,
-                    host=host if host is None or len(host) == len(present) else host[:-1])
+    if host is not None and len(host) != len(present):
+        host = host[:-1]
+    return plan.run(present, op in KERNEL_VALUE_OPS, host)
+
+
+def _miss(op, arrays, names, params, algorithm, accuracy, key):
+    """Plan a call (cached under ``key`` unless None) and run it."""
+    _stats["misses"] += 1
+    kwargs = dict(zip(_param_names(op), params))
+    plan = make(op, arrays, kwargs, algorithm, accuracy)
+    _, converted = as_arrays(arrays, names)
+    if key is not None and all(a is b for a, b in zip(converted, arrays)):
+        # (a converted argument, e.g. non-native byte order, is planned afresh each call)
+        with _cache_lock:
+            _cache[key] = plan
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    present = converted if converted[-1] is not None else converted[:-1]
+    return plan.run(present, key is not None and op in KERNEL_VALUE_OPS)
 
 
 def _param_names(op):
@@ -490,7 +551,7 @@ def _param_names(op):
 
 
 def cache_info() -> dict:
-    """Hits, misses and size of the public functions' plan cache."""
+    """Misses (plans made) and size of the public functions' plan cache."""
     return {**_stats, "size": len(_cache), "max_size": CACHE_SIZE}
 
 
@@ -498,4 +559,4 @@ def clear_cache() -> None:
     """Forget every cached plan (the next call of each kind plans afresh)."""
     with _cache_lock:
         _cache.clear()
-        _stats.update(hits=0, misses=0)
+        _stats.update(misses=0)
