@@ -12,7 +12,10 @@ def to_native(a):
     """A CPU tensor sharing ``a``'s memory (copied only for negative strides: torch has none)."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(a) if a.strides and min(a.strides) < 0 else a)
+    try:
+        return torch.from_numpy(a)
+    except ValueError:          # a negative stride
+        return torch.from_numpy(np.ascontiguousarray(a))
 
 
 def to_cuda(a):

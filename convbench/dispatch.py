@@ -121,18 +121,61 @@ def callables(call: Call, library: str) -> tuple[dict, str]:
 
 
 def measure_call(call: Call, library: str, protocol: Protocol = PROTOCOL) -> dict:
-    """One row: medians (microseconds) of convbench, the chosen candidate and the peers,
-    and the overhead: the median over interleaved samples of convbench - candidate."""
+    """One row: medians (microseconds) of convbench, the chosen candidate and the peers;
+    ``paired_us``, the median over interleaved samples of (convbench - candidate); and
+    ``overhead_us``, the same with the candidate's function replaced by one returning its
+    result at once (``dispatch_overhead``): what convbench adds, without the noise of the
+    candidate's own time, which on a shared machine varies by more than the overhead."""
     fns, candidate = callables(call, library)
     timings = measure(fns, protocol)
-    overhead = statistics.median(
+    paired = statistics.median(
         a - b for a, b in zip(timings["convbench"].samples, timings["candidate"].samples))
     return {"call": call.name, "arrays": "numpy" if library == "numpy" else "torch (CPU)",
             "candidate": candidate,
             "convbench_us": timings["convbench"].median * 1e6,
             "candidate_us": timings["candidate"].median * 1e6,
-            "overhead_us": overhead * 1e6,
+            "paired_us": paired * 1e6,
+            "overhead_us": dispatch_overhead(call, library, protocol) * 1e6,
             "peers": {name: timings[name].median * 1e6 for name in call.peers}}
+
+
+def dispatch_overhead(call: Call, library: str, protocol: Protocol = PROTOCOL) -> float:
+    """Seconds a convbench call adds to its candidate: the chosen candidate's function is
+    swapped for one returning its (precomputed) result, then the public function and that
+    function are timed interleaved; the median over samples of their difference."""
+    import convbench
+    from convbench import plans
+
+    arrays = _arrays(call)
+    given = arrays
+    if library == "torch":
+        import torch
+
+        given = tuple(torch.from_numpy(a) for a in arrays)
+    plan = plans.make(call.op, given, dict(call.kwargs))
+    candidate = plan.chosen(*given)
+    choice = next(c for c in plan.choices if c.candidate is candidate)
+    module, name = candidate.module, candidate.reused_from or candidate.op
+    real = getattr(module, name)
+    native = given if choice.mode == plans.PRESENT else tuple(
+        map(choice.to_native, arrays)) if choice.to_native else arrays
+    result = real(*native, **choice.kwargs)
+
+    def answer(*arrays, **kwargs):
+        return result
+
+    public = getattr(convbench, call.op)
+    try:
+        setattr(module, name, answer)
+        plans.clear_cache()
+        public(*given, **call.kwargs)
+        timings = measure({"convbench": lambda: public(*given, **call.kwargs),
+                           "answer": lambda: answer(*native, **choice.kwargs)}, protocol)
+    finally:
+        setattr(module, name, real)
+        plans.clear_cache()
+    return statistics.median(
+        a - b for a, b in zip(timings["convbench"].samples, timings["answer"].samples))
 
 
 def by_name(name: str) -> Call:
@@ -160,6 +203,7 @@ def format_rows(rows: list[dict]) -> list[dict]:
         out.append({"call": r["call"], "arrays": r["arrays"], "candidate": r["candidate"],
                     "candidate us": f"{r['candidate_us']:.1f}",
                     "convbench us": f"{r['convbench_us']:.1f}",
+                    "paired us": f"{r['paired_us']:.1f}",
                     "overhead us": f"{r['overhead_us']:.1f}",
                     "peers us": peers})
     return out

@@ -39,6 +39,8 @@ CACHE_SIZE = 256                  # plans kept by the public functions (LRU)
 KERNEL_BYTES_IN_KEY = 65536       # calls with larger kernels are planned afresh each time
 
 
+SLOW = object()    # what a plan's fast path returns for a call it leaves to Plan.run
+
 # How a plan hands its arrays to a candidate (Choice.mode)
 HOST, HOST_NATIVE, PRESENT, ROUND_TRIP = "host", "host, to_native", "as given", "round trip"
 
@@ -118,18 +120,57 @@ class Plan:
         self.fast = self._fast_path()
 
     def _fast_path(self):
-        """(function, kwargs, bytes needed, arrays to check) when a cached call on numpy
-        arrays can go straight to the first candidate once its values are checked finite
-        by one dot product each, else None (``cached`` then takes ``run``). The kernel of
-        an op in KERNEL_VALUE_OPS is not checked: the cache key holds its bytes."""
+        """A function (present, host) -> result, or SLOW when the call needs the general
+        path: numpy arrays or CPU tensors, whose values one dot product each shows finite,
+        straight into the first candidate. None where that does not apply (exact integer
+        sums, a certified algorithm, arrays on a GPU, float16 or complex arrays, a kernel
+        holding NaN). The kernel of an op in KERNEL_VALUE_OPS is not checked: the cache
+        key holds its bytes. Written out because it is what almost every call runs."""
         first = self._resolved[0]
         checks = self._float_image if self.spec.op in KERNEL_VALUE_OPS else self._float_arrays
-        if (self.library != "numpy" or first.mode is not HOST or self._exact_int
+        if first.nonfinite and not self._int_out:
+            checks = ()     # it places NaN and Inf as the oracle does: nothing to rule out
+        if (not self._on_host or first.mode is ROUND_TRIP or self._exact_int
                 or first.certified or not self.kernel_finite
-                or any(np.dtype(self.spec.dtypes[i]).itemsize < 4
+                or any(self.spec.dtypes[i] == "bfloat16"
+                       or np.dtype(self.spec.dtypes[i]).itemsize < 4
                        or np.dtype(self.spec.dtypes[i]).kind != "f" for i in checks)):
             return None
-        return first.function, first.kwargs, self.need, checks
+        fn, kwargs, need, to_native, mode = (first.function, first.kwargs, self.need,
+                                             first.to_native, first.mode)
+
+        if self.library == "numpy":
+            def fast(present, host):
+                free = machine.available_memory()
+                if free is not None and need > free:
+                    return SLOW
+                for i in checks:
+                    a = present[i]
+                    if not _isfinite(_vdot(a, a)):
+                        return SLOW
+                out = fn(*(present if to_native is None else map(to_native, present)), **kwargs)
+                return out if type(out) is _ndarray else _numpy_of(out)
+            return fast
+
+        def fast_tensors(present, host):
+            free = machine.available_memory()
+            if free is not None and need > free:
+                return SLOW
+            if mode is PRESENT and not checks:
+                return fn(*present, **kwargs)       # a torch candidate, nothing to check
+            if host is None:
+                host = tuple(map(_host_view, present))
+            for i in checks:
+                a = host[i]
+                if not _isfinite(_vdot(a, a)):
+                    return SLOW
+            if mode is PRESENT:
+                return fn(*present, **kwargs)
+            out = fn(*(host if to_native is None else map(to_native, host)), **kwargs)
+            if type(out) is not _ndarray:
+                return out if type(out) is type(present[0]) else xp.like(xp.to_numpy(out), present[0])
+            return _torch_from_numpy(out)
+        return fast_tensors
 
     def _resolve_next(self) -> bool:
         """Resolve the next statically eligible candidate of the ranking; False when none
@@ -229,9 +270,7 @@ class Plan:
         if lib == "numpy":
             return out if type(out) is np.ndarray else xp.to_numpy(out)
         if self._cpu_tensors and type(out) is np.ndarray:
-            import torch
-
-            return torch.from_numpy(out if out.flags.c_contiguous else np.ascontiguousarray(out))
+            return _torch_from_numpy(out)
         if xp.library_of(out) == lib:
             return out
         return xp.like(xp.to_numpy(out), present[0])
@@ -344,11 +383,27 @@ def _finite(a) -> bool:
     return values.all_finite(a)
 
 
+def _numpy_of(out):
+    """A candidate's tensor result as numpy: its memory when it is a plain CPU tensor."""
+    try:
+        return out.numpy()
+    except (AttributeError, RuntimeError, TypeError):   # on a GPU, needing grad, bfloat16
+        return xp.to_numpy(out)
+
+
+def _torch_from_numpy(a):
+    import torch
+
+    return torch.from_numpy(a if a.flags.c_contiguous else np.ascontiguousarray(a))
+
+
 def _host_view(t):
     """A CPU tensor's numpy view (a copy only for bfloat16, which numpy lacks)."""
     try:
+        return t.numpy()
+    except RuntimeError:        # a tensor that requires grad
         return t.detach().numpy()
-    except TypeError:
+    except TypeError:           # bfloat16
         return xp.to_numpy(t)
 
 
@@ -431,6 +486,24 @@ _cache_lock = threading.Lock()
 _stats = {"misses": 0}
 
 
+CPU_TENSORS = "torch cpu"     # keys of calls on CPU tensors, described by their numpy views
+
+
+def _cpu_views(arrays):
+    """Numpy views of torch CPU tensors (None stays None), or None when one is not a plain
+    CPU tensor of a dtype numpy has (on a GPU, needing grad, bfloat16, not a tensor)."""
+    tensor = _tensor_type()
+    try:
+        return tuple([None if a is None else a.numpy() if type(a) is tensor else _no_view()
+                      for a in arrays])
+    except (TypeError, RuntimeError):
+        return None
+
+
+def _no_view():
+    raise TypeError("not a tensor")
+
+
 def _describe(a):
     """What the choice reads of an argument other than an ndarray (those are keyed inline):
     hashable; TypeError for arguments that take the uncached path (lists, other types)."""
@@ -442,9 +515,18 @@ def _describe(a):
     raise TypeError("not cached")
 
 
+_tensor = {"type": None}
+
+
 def _tensor_type():
-    torch = sys.modules.get("torch")
-    return torch.Tensor if torch is not None else None
+    """torch.Tensor once torch is imported (by the caller: convbench never imports it for
+    a numpy call), else None."""
+    t = _tensor["type"]
+    if t is None:
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            t = _tensor["type"] = torch.Tensor
+    return t
 
 
 TABLE_CHECK_S = 1.0     # how often the choice table's file is looked at (plans follow it)
@@ -486,18 +568,20 @@ def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accur
         _check_table()
     host = None
     try:
-        key = (op, algorithm, accuracy, params, tuple(map(type, params)),
-               tuple([(a.shape, a.dtype) if type(a) is _ndarray else _describe(a)
-                      for a in arrays]))
+        if type(arrays[0]) is _ndarray:
+            described = tuple([(a.shape, a.dtype) if type(a) is _ndarray else _describe(a)
+                               for a in arrays])
+        else:
+            host = _cpu_views(arrays)
+            described = (CPU_TENSORS,) + tuple([() if h is None else (h.shape, h.dtype)
+                                                for h in host]) if host is not None else \
+                tuple(map(_describe, arrays))
+        key = (op, algorithm, accuracy, params, tuple(map(type, params)), described)
         if op in KERNEL_VALUE_OPS:
-            w = arrays[1]
+            w = arrays[1] if host is None else host[1]
             if type(w) is _ndarray and w.nbytes <= KERNEL_BYTES_IN_KEY:
                 key += (w.tobytes(),)
             else:
-                if type(w) is _tensor_type() and type(arrays[0]) is type(w) \
-                        and w.device.type == "cpu":
-                    host = tuple(map(_host_view, arrays))      # CPU tensors: numpy views, once
-                    w = host[1]
                 key += (_kernel_key(w),)
         plan = _cache.get(key)
     except TypeError:           # unhashable keywords, lists for arrays: the uncached path
@@ -508,22 +592,12 @@ def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accur
         _cache.move_to_end(key)
     except KeyError:            # dropped by another thread meanwhile
         pass
-    fast = plan.fast
-    if fast is not None:
-        # the common case, written out: a call costs what the candidate costs plus
-        # microseconds (the general path below is Plan.run)
-        fn, kwargs, need, checks = fast
-        free = machine.available_memory()
-        if free is None or need <= free:
-            for i in checks:
-                a = arrays[i]
-                if not _isfinite(_vdot(a, a)):
-                    break
-            else:
-                out = fn(*(arrays if arrays[-1] is not None else arrays[:-1]), **kwargs)
-                return out if type(out) is _ndarray else xp.to_numpy(out)
     present = arrays if arrays[-1] is not None else arrays[:-1]    # only bias may be None
-    if host is not None and len(host) != len(present):
+    if plan.fast is not None:
+        out = plan.fast(present, host if host is None or host[-1] is not None else host[:-1])
+        if out is not SLOW:
+            return out
+    if host is not None and host[-1] is None:
         host = host[:-1]
     return plan.run(present, op in KERNEL_VALUE_OPS, host)
 
