@@ -203,7 +203,6 @@ def format_rows(rows: list[dict]) -> list[dict]:
         out.append({"call": r["call"], "arrays": r["arrays"], "candidate": r["candidate"],
                     "candidate us": f"{r['candidate_us']:.1f}",
                     "convbench us": f"{r['convbench_us']:.1f}",
-                    "paired us": f"{r['paired_us']:.1f}",
                     "overhead us": f"{r['overhead_us']:.1f}",
                     "peers us": peers})
     return out
