@@ -45,6 +45,23 @@ def compute_dtype(dtype) -> np.dtype:
     return np.dtype(np.float32) if name in HALF_FLOATS else np.dtype(name)
 
 
+def sum_dtype(x_dtype, w_dtype, cval=0.0, out_dtype=None) -> np.dtype:
+    """The accumulator of a direct sum of the image form: int64 when image, kernel, cval
+    and ``out_dtype`` are all integers (the sum must then be exact), else
+    ``compute_dtype`` of the floating result.
+
+    >>> sum_dtype(np.int32, np.int16, 0, "uint8"), sum_dtype(np.uint8, np.float32)
+    (dtype('int64'), dtype('float32'))
+    >>> sum_dtype(np.int32, np.int32, 0.5, "int32"), sum_dtype(np.float16, np.float16)
+    (dtype('float64'), dtype('float32'))
+    """
+    x_dtype, w_dtype = np.dtype(x_dtype), np.dtype(w_dtype)
+    if (x_dtype.kind in "iu" and w_dtype.kind in "iu" and float(cval).is_integer()
+            and out_dtype is not None and np.dtype(out_dtype).kind in "iu"):
+        return np.dtype(np.int64)
+    return compute_dtype(result_dtype(x_dtype, w_dtype))
+
+
 def image_compute_dtype(x_dtype, w_dtype) -> np.dtype:
     """The dtype the image form (correlate, convolve) computes in: ``compute_dtype`` of
     ``result_dtype``.

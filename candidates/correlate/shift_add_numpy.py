@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from candidates.runtime import extend
-from refimpl.dtypes import compute_dtype, result_dtype, round_saturate
+from refimpl.dtypes import result_dtype, round_saturate, sum_dtype
 from refimpl.geometry import image_output_shape, image_padding
 
 LIBRARY = "numpy"
@@ -34,9 +34,8 @@ def supports(spec):
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     out = result_dtype(x.dtype, w.dtype)
-    exact = (x.dtype.kind in "iu" and w.dtype.kind in "iu" and float(cval).is_integer()
-             and out_dtype is not None and np.dtype(out_dtype).kind in "iu")
-    acc = np.int64 if exact else compute_dtype(out)
+    acc = sum_dtype(x.dtype, w.dtype, cval, out_dtype)
+    exact = acc.kind == "i"
     pads = image_padding(w.shape, padding, origin)
     xp = extend(x.astype(acc, copy=False), pads, border, int(cval) if exact else cval)
     out_shape = image_output_shape(x.shape, pads, w.shape)

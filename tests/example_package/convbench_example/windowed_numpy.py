@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from refimpl.dtypes import result_dtype, round_saturate
+from refimpl.dtypes import result_dtype, round_saturate, sum_dtype
 from refimpl.geometry import image_padding
 
 LIBRARY = "numpy"
@@ -36,9 +36,8 @@ def supports(spec):
 
 def correlate(x, w, *, border="constant", cval=0.0, padding="same", origin=0, out_dtype=None):
     out = result_dtype(x.dtype, w.dtype)
-    exact = (x.dtype.kind in "iu" and w.dtype.kind in "iu" and float(cval).is_integer()
-             and out_dtype is not None and np.dtype(out_dtype).kind in "iu")
-    acc = np.int64 if exact else np.float32 if out == np.float16 else out
+    acc = sum_dtype(x.dtype, w.dtype, cval, out_dtype)     # int64 when the sum must be exact
+    exact = acc.kind == "i"
     kwargs = {"constant_values": int(cval) if exact else cval} if border == "constant" else {}
     xp = np.pad(x.astype(acc, copy=False), image_padding(w.shape, padding, origin),
                 mode=border, **kwargs)
