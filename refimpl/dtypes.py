@@ -53,7 +53,7 @@ def sum_dtype(x_dtype, w_dtype, cval=0.0, out_dtype=None) -> np.dtype:
     >>> sum_dtype(np.int32, np.int16, 0, "uint8"), sum_dtype(np.uint8, np.float32)
     (dtype('int64'), dtype('float32'))
     >>> sum_dtype(np.int32, np.int32, 0.5, "int32"), sum_dtype(np.float16, np.float16)
-    (dtype('float64'), dtype('float32'))
+    (dtype('float32'), dtype('float32'))
     """
     x_dtype, w_dtype = np.dtype(x_dtype), np.dtype(w_dtype)
     if (x_dtype.kind in "iu" and w_dtype.kind in "iu" and float(cval).is_integer()
