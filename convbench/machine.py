@@ -68,10 +68,11 @@ _MEMINFO_MAX_AGE_S = 0.1      # a library call's refusal check must not read /pr
 _meminfo = {"at": -1.0, "value": None}
 
 
-def available_memory() -> int | None:
+def available_memory(now: float | None = None) -> int | None:
     """Bytes the kernel says a new allocation can get without swapping (read at most every
-    0.1 s)."""
-    now = time.monotonic()
+    0.1 s; ``now``: time.monotonic() when the caller has it already)."""
+    if now is None:
+        now = time.monotonic()
     if now - _meminfo["at"] > _MEMINFO_MAX_AGE_S:
         _meminfo.update(at=now, value=_read_available_memory())
     return _meminfo["value"]

@@ -120,7 +120,7 @@ class Plan:
         self.fast = self._fast_path()
 
     def _fast_path(self):
-        """A function (present, host) -> result, or SLOW when the call needs the general
+        """A function (present, host, free memory) -> result, or SLOW when the call needs the general
         path: numpy arrays or CPU tensors, whose values one dot product each shows finite,
         straight into the first candidate. None where that does not apply (exact integer
         sums, a certified algorithm, arrays on a GPU, float16 or complex arrays, a kernel
@@ -140,8 +140,7 @@ class Plan:
                                              first.to_native, first.mode)
 
         if self.library == "numpy":
-            def fast(present, host):
-                free = machine.available_memory()
+            def fast(present, host, free):
                 if free is not None and need > free:
                     return SLOW
                 for i in checks:
@@ -152,8 +151,7 @@ class Plan:
                 return out if type(out) is _ndarray else _numpy_of(out)
             return fast
 
-        def fast_tensors(present, host):
-            free = machine.available_memory()
+        def fast_tensors(present, host, free):
             if free is not None and need > free:
                 return SLOW
             if mode is PRESENT and not checks:
@@ -564,7 +562,8 @@ def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accur
     record's order, as the caller gave them (their types are part of the key: 0, 0.0 and
     False are equal in Python, not to validation). Strides are not part of the key:
     nothing a plan holds depends on them."""
-    if _monotonic() > _table["next_check"]:
+    now = _monotonic()
+    if now > _table["next_check"]:
         _check_table()
     host = None
     try:
@@ -576,13 +575,12 @@ def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accur
             described = (CPU_TENSORS,) + tuple([() if h is None else (h.shape, h.dtype)
                                                 for h in host]) if host is not None else \
                 tuple(map(_describe, arrays))
-        key = (op, algorithm, accuracy, params, tuple(map(type, params)), described)
+        kernel = None
         if op in KERNEL_VALUE_OPS:
             w = arrays[1] if host is None else host[1]
-            if type(w) is _ndarray and w.nbytes <= KERNEL_BYTES_IN_KEY:
-                key += (w.tobytes(),)
-            else:
-                key += (_kernel_key(w),)
+            kernel = w.tobytes() if type(w) is _ndarray and w.nbytes <= KERNEL_BYTES_IN_KEY \
+                else _kernel_key(w)
+        key = (op, algorithm, accuracy, params, tuple(map(type, params)), described, kernel)
         plan = _cache.get(key)
     except TypeError:           # unhashable keywords, lists for arrays: the uncached path
         key = plan = None
@@ -592,14 +590,15 @@ def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accur
         _cache.move_to_end(key)
     except KeyError:            # dropped by another thread meanwhile
         pass
-    present = arrays if arrays[-1] is not None else arrays[:-1]    # only bias may be None
-    if plan.fast is not None:
-        out = plan.fast(present, host if host is None or host[-1] is not None else host[:-1])
+    if arrays[-1] is None:      # only bias may be None
+        arrays = arrays[:-1]
+        host = host[:-1] if host is not None else None
+    fast = plan.fast
+    if fast is not None:
+        out = fast(arrays, host, machine.available_memory(now))
         if out is not SLOW:
             return out
-    if host is not None and host[-1] is None:
-        host = host[:-1]
-    return plan.run(present, op in KERNEL_VALUE_OPS, host)
+    return plan.run(arrays, op in KERNEL_VALUE_OPS, host)
 
 
 def _miss(op, arrays, names, params, algorithm, accuracy, key):

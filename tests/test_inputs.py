@@ -193,7 +193,7 @@ def small_memory(call, available=1 << 20):
     from convbench import machine
 
     def run():
-        with patched(machine, "available_memory", lambda: available):
+        with patched(machine, "available_memory", lambda now=None: available):
             return call()
     return run
 
@@ -805,7 +805,7 @@ def test_oversize_refusal_names_parts_and_memory(no_work):
     """The refusal comes before any work and says what the call needs, part by part."""
     from convbench import machine
 
-    with patched(machine, "available_memory", lambda: 3 * 2**30):
+    with patched(machine, "available_memory", lambda now=None: 3 * 2**30):
         with pytest.raises(ValueError) as err:
             corr(huge((2**16, 2**15)), np.ones((31, 31), np.float32))
     message = str(err.value)

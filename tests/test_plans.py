@@ -164,7 +164,7 @@ def test_exact_integer_bound_is_per_call():
 
 def test_memory_is_checked_on_every_call(monkeypatch):
     convbench.correlate(X, W)
-    monkeypatch.setattr(machine, "available_memory", lambda: 100)
+    monkeypatch.setattr(machine, "available_memory", lambda now=None: 100)
     with pytest.raises(ValueError, match="would need about"):
         convbench.correlate(X, W)
 
