@@ -120,7 +120,7 @@ class Plan:
         self.fast = self._fast_path()
 
     def _fast_path(self):
-        """A function (present, host, free memory) -> result, or SLOW when the call needs the general
+        """A function (present, free memory) -> result, or SLOW when the call needs the general
         path: numpy arrays or CPU tensors, whose values one dot product each shows finite,
         straight into the first candidate. None where that does not apply (exact integer
         sums, a certified algorithm, arrays on a GPU, float16 or complex arrays, a kernel
@@ -140,7 +140,7 @@ class Plan:
                                              first.to_native, first.mode)
 
         if self.library == "numpy":
-            def fast(present, host, free):
+            def fast(present, free):
                 if free is not None and need > free:
                     return SLOW
                 for i in checks:
@@ -151,13 +151,12 @@ class Plan:
                 return out if type(out) is _ndarray else _numpy_of(out)
             return fast
 
-        def fast_tensors(present, host, free):
+        def fast_tensors(present, free):
             if free is not None and need > free:
                 return SLOW
             if mode is PRESENT and not checks:
                 return fn(*present, **kwargs)       # a torch candidate, nothing to check
-            if host is None:
-                host = tuple(map(_host_view, present))
+            host = tuple(map(_host_view, present))
             for i in checks:
                 a = host[i]
                 if not _isfinite(_vdot(a, a)):
@@ -212,11 +211,10 @@ class Plan:
         present = self._check(arrays)
         return self.run(present)
 
-    def run(self, present, kernel_in_key: bool = False, host=None):
+    def run(self, present, kernel_in_key: bool = False):
         """Run on ``present`` (the non-None arrays), already known to match the plan.
         ``kernel_in_key``: the kernel's bytes equal the example's (the plan cache's key
-        holds them), so its finiteness is the example's. ``host``: numpy views of CPU
-        tensors, when the caller has them already."""
+        holds them), so its finiteness is the example's."""
         if self._on_host:
             free = machine.available_memory()     # cached for 0.1 s
             if free is not None and self.need > free:
@@ -225,8 +223,7 @@ class Plan:
             self.spec.check_memory(present[0])
         # CPU tensors are read through numpy views (no copy): checks and numpy-based
         # candidates then cost what they cost on numpy arrays
-        if host is None:
-            host = tuple(map(_host_view, present)) if self._cpu_tensors else present
+        host = tuple(map(_host_view, present)) if self._cpu_tensors else present
         finite = self.kernel_finite if kernel_in_key else True
         if finite:
             for i in (self._float_image if kernel_in_key else self._float_arrays):
@@ -484,24 +481,6 @@ _cache_lock = threading.Lock()
 _stats = {"misses": 0}
 
 
-CPU_TENSORS = "torch cpu"     # keys of calls on CPU tensors, described by their numpy views
-
-
-def _cpu_views(arrays):
-    """Numpy views of torch CPU tensors (None stays None), or None when one is not a plain
-    CPU tensor of a dtype numpy has (on a GPU, needing grad, bfloat16, not a tensor)."""
-    tensor = _tensor_type()
-    try:
-        return tuple([None if a is None else a.numpy() if type(a) is tensor else _no_view()
-                      for a in arrays])
-    except (TypeError, RuntimeError):
-        return None
-
-
-def _no_view():
-    raise TypeError("not a tensor")
-
-
 def _describe(a):
     """What the choice reads of an argument other than an ndarray (those are keyed inline):
     hashable; TypeError for arguments that take the uncached path (lists, other types)."""
@@ -551,7 +530,7 @@ def _kernel_key(w):
     if type(w) is not np.ndarray:
         if math.prod(w.shape) * w.element_size() > KERNEL_BYTES_IN_KEY:
             raise TypeError("not cached")
-        w = xp.to_numpy(w)          # a kernel on a GPU: the choice reads its values
+        w = _host_view(w) if not w.is_cuda else xp.to_numpy(w)   # the choice reads them
     if w.nbytes > KERNEL_BYTES_IN_KEY:
         raise TypeError("not cached")
     return w.tobytes()
@@ -565,19 +544,12 @@ def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accur
     now = _monotonic()
     if now > _table["next_check"]:
         _check_table()
-    host = None
     try:
-        if type(arrays[0]) is _ndarray:
-            described = tuple([(a.shape, a.dtype) if type(a) is _ndarray else _describe(a)
-                               for a in arrays])
-        else:
-            host = _cpu_views(arrays)
-            described = (CPU_TENSORS,) + tuple([() if h is None else (h.shape, h.dtype)
-                                                for h in host]) if host is not None else \
-                tuple(map(_describe, arrays))
+        described = tuple([(a.shape, a.dtype) if type(a) is _ndarray else _describe(a)
+                           for a in arrays])
         kernel = None
         if op in KERNEL_VALUE_OPS:
-            w = arrays[1] if host is None else host[1]
+            w = arrays[1]
             kernel = w.tobytes() if type(w) is _ndarray and w.nbytes <= KERNEL_BYTES_IN_KEY \
                 else _kernel_key(w)
         key = (op, algorithm, accuracy, params, tuple(map(type, params)), described, kernel)
@@ -592,13 +564,12 @@ def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accur
         pass
     if arrays[-1] is None:      # only bias may be None
         arrays = arrays[:-1]
-        host = host[:-1] if host is not None else None
     fast = plan.fast
     if fast is not None:
-        out = fast(arrays, host, machine.available_memory(now))
+        out = fast(arrays, machine.available_memory(now))
         if out is not SLOW:
             return out
-    return plan.run(arrays, op in KERNEL_VALUE_OPS, host)
+    return plan.run(arrays, op in KERNEL_VALUE_OPS)
 
 
 def _miss(op, arrays, names, params, algorithm, accuracy, key):
