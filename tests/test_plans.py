@@ -201,3 +201,44 @@ def test_cpu_tensors_come_back_as_tensors_with_numpy_choice():
     tensor_plan = convbench.plan("correlate", x, w)
     numpy_plan = convbench.plan("correlate", X, W)
     assert tensor_plan.choices[0].candidate.name == numpy_plan.choices[0].candidate.name
+
+
+# ------------------------------------------------------------ the dispatch benchmark
+
+def test_dispatch_benchmark_times_only_right_results(monkeypatch):
+    """Each timed function is checked against the candidate's own result first; a wrong
+    public result stops the row instead of timing it."""
+    from convbench import dispatch
+    from convbench.timing import Protocol
+
+    call = dispatch.by_name("correlate 16x16, 3x3")
+    tiny = Protocol(warmup_s=0.0, sample_s=0.0005, samples=7)
+    row = dispatch.measure_call(call, "numpy", tiny)
+    assert row["candidate"] == convbench.plan("correlate", *dispatch._arrays(call)).choices[0].candidate.name
+    assert set(row["peers"]) == {"cv2.filter2D", "scipy.ndimage.correlate"}
+    assert all(v > 0 for v in (row["convbench_us"], row["candidate_us"], *row["peers"].values()))
+    assert np.isfinite(row["overhead_us"])
+    monkeypatch.setattr(convbench, "correlate", lambda x, w, **kw: np.zeros_like(x))
+    with pytest.raises(AssertionError, match="does not agree"):
+        dispatch.measure_call(call, "numpy", tiny)
+
+
+def test_dispatch_overhead_leaves_the_candidate_in_place():
+    from convbench import dispatch
+    from convbench.timing import Protocol
+
+    call = dispatch.by_name("max_pool (1,4,16,16), 2")
+    import candidates.pool.strided_numpy as module
+
+    before = module.max_pool
+    dispatch.dispatch_overhead(call, "numpy", Protocol(warmup_s=0.0, sample_s=0.0005, samples=7))
+    assert module.max_pool is before and plans.cache_info()["size"] == 0
+
+
+def test_asv_dispatch_suite_covers_every_call():
+    import suites.dispatch
+
+    from convbench import dispatch
+
+    names, libraries = suites.dispatch.Dispatch.params
+    assert names == [c.name for c in dispatch.CALLS] and libraries == list(dispatch.LIBRARIES)
