@@ -41,8 +41,11 @@ def compute_dtype(dtype) -> np.dtype:
     >>> compute_dtype(result_dtype("uint8", "float16"))
     dtype('float32')
     """
-    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
-    return np.dtype(np.float32) if name in HALF_FLOATS else np.dtype(name)
+    if isinstance(dtype, str):
+        return np.dtype(np.float32) if dtype in HALF_FLOATS else np.dtype(dtype)
+    dtype = np.dtype(dtype)
+    # by type code ('e': float16), not .name: the name is computed anew on every read
+    return np.dtype(np.float32) if dtype.char == "e" else dtype
 
 
 def sum_dtype(x_dtype, w_dtype, cval=0.0, out_dtype=None) -> np.dtype:
