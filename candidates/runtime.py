@@ -210,6 +210,8 @@ def extend(x, pads, border: str, cval=0.0, xp=None):
     import numpy as np
 
     if xp is None or xp is np:
+        if not any(lo or hi for lo, hi in pads):
+            return x.copy()         # what np.pad gives, without its ~30 us of set-up
         if border == "constant":
             return np.pad(x, pads, mode="constant", constant_values=cval)
         return np.pad(x, pads, mode=border)
