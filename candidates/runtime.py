@@ -202,6 +202,14 @@ def release_scratch(owner: str) -> None:
         del buffers[key]
 
 
+def _nothing_to_add(pads) -> bool:
+    """``pads`` is (lo, hi) pairs of zeros (np.pad's other forms, an int, are not)."""
+    try:
+        return not any(lo or hi for lo, hi in pads)
+    except TypeError:
+        return False
+
+
 def extend(x, pads, border: str, cval=0.0, xp=None):
     """x extended by ``pads`` ((lo, hi) per axis) under the canonical ``border`` (whose
     names are numpy.pad's modes; ``cval`` fills 'constant'), as a new array. ``xp``: the
@@ -210,12 +218,12 @@ def extend(x, pads, border: str, cval=0.0, xp=None):
     import numpy as np
 
     if xp is None or xp is np:
-        if not any(lo or hi for lo, hi in pads):
+        if _nothing_to_add(pads):
             return x.copy()         # what np.pad gives, without its ~30 us of set-up
         if border == "constant":
             return np.pad(x, pads, mode="constant", constant_values=cval)
         return np.pad(x, pads, mode=border)
-    if not any(lo or hi for lo, hi in pads):
+    if _nothing_to_add(pads):
         return x
     if border == "constant":
         return xp.pad(x, pads, mode="constant", constant_values=cval)
