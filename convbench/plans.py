@@ -16,9 +16,11 @@ bytes on every hit (``explain()`` reports them).
 
 The public functions (convbench.correlate, ...) go through ``cached``: a bounded LRU of
 plans keyed by everything the choice depends on (op, array library and type, shapes,
-strides, dtypes, device, keywords with their types, ``algorithm``, ``accuracy``, and the
-kernel's bytes where the ranking reads its values), so a repeated call skips validation
-and choice.
+dtypes, device, keywords with their types, ``algorithm``, ``accuracy``, and the kernel's
+bytes where the ranking reads its values; not strides, which nothing a plan holds depends
+on), so a repeated call skips validation and choice. A call whose candidate needs no
+conversion and whose values one dot product shows finite goes straight to the candidate
+(``Plan._fast_path``); everything else takes ``Plan.run``.
 """
 from __future__ import annotations
 
