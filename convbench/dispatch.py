@@ -5,8 +5,11 @@ checking the values, converting arrays. For each call below, timed interleaved i
 process (convbench.timing): the public function (through its plan cache), the chosen
 candidate called directly on the same arrays (its native form, converted outside the timed
 region), and the peers a user would otherwise call (OpenCV, scipy.ndimage, torch). The
-overhead is the median over samples of (convbench - candidate), the two timed side by
-side; the target is <= 10 us for numpy arrays and CPU tensors.
+overhead is the median over interleaved samples of (convbench - candidate) with the
+candidate's function swapped for one that returns its result at once
+(``dispatch_overhead``): what convbench adds, free of the candidate's own variation, which
+on a shared machine is larger than the overhead. The target is <= 10 us for numpy arrays
+and CPU tensors.
 
 ``convbench bench --suite dispatch`` prints the table; ``suites/dispatch.py`` tracks the
 overhead in asv.

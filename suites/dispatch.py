@@ -1,30 +1,37 @@
 """asv benchmarks of dispatch: each public function on tiny inputs beside the candidate it
 runs and the peers a user would call instead (convbench.dispatch lists the calls).
-``track_overhead`` is the median over interleaved samples of (convbench - candidate)."""
+``Dispatch.time_call`` times one of them per parameter set (peers once, on numpy arrays:
+they are called the same way for either); ``DispatchOverhead.track_overhead`` is
+convbench.dispatch.dispatch_overhead: what a call adds to its candidate, in microseconds."""
 from convbench import dispatch
-from convbench.timing import Protocol, measure
+
+PEERS = sorted({peer for call in dispatch.CALLS for peer in call.peers})
 
 
 class Dispatch:
+    params = [[call.name for call in dispatch.CALLS], list(dispatch.LIBRARIES),
+              ["convbench", "candidate", *PEERS]]
+    param_names = ["call", "arrays", "function"]
+    timeout = 120
+
+    def setup(self, call, arrays, function):
+        call = dispatch.by_name(call)
+        if function in PEERS and (function not in call.peers or arrays != "numpy"):
+            raise NotImplementedError(f"{function} is not a peer timed for {call.name} "
+                                      f"on {arrays} arrays")
+        fns, _ = dispatch.callables(call, arrays)
+        self.fn = fns[function]
+
+    def time_call(self, call, arrays, function):
+        self.fn()
+
+
+class DispatchOverhead:
     params = [[call.name for call in dispatch.CALLS], list(dispatch.LIBRARIES)]
     param_names = ["call", "arrays"]
     timeout = 120
 
-    def setup(self, call, arrays):
-        self.fns, _ = dispatch.callables(dispatch.by_name(call), arrays)
-
-    def time_convbench(self, call, arrays):
-        self.fns["convbench"]()
-
-    def time_candidate(self, call, arrays):
-        self.fns["candidate"]()
-
     def track_overhead(self, call, arrays):
-        import statistics
-
-        pair = {name: self.fns[name] for name in ("convbench", "candidate")}
-        timings = measure(pair, Protocol(warmup_s=0.05, sample_s=0.004, samples=31))
-        return 1e6 * statistics.median(
-            a - b for a, b in zip(timings["convbench"].samples, timings["candidate"].samples))
+        return 1e6 * dispatch.dispatch_overhead(dispatch.by_name(call), arrays)
 
     track_overhead.unit = "us"
