@@ -62,6 +62,9 @@ class _Rules(Derived):
 RULES = _Rules(lambda: {(op, library): tuple(names) for op, r in all_ops().items()
                         for library, names in r.preference.items()})
 
+# ops whose ranking reads the kernel's values (its separability, in ``features``)
+KERNEL_VALUE_OPS = frozenset({"correlate", "convolve"})
+
 DTYPE_PENALTY, SEPARABLE_PENALTY, RANK_PENALTY, ASPECT_PENALTY, BORDER_PENALTY = 8, 8, 16, 4, 1
 
 
@@ -237,7 +240,7 @@ def choose(spec, library: str = "numpy", kernel=None, *, arrays=None,
     on a GPU (CPU tensors get the numpy choice). The same rule as convbench.plan's."""
     from convbench.plans import Plan
 
-    if arrays is not None and kernel is None and spec.op in ("correlate", "convolve"):
+    if arrays is not None and kernel is None and spec.op in KERNEL_VALUE_OPS:
         kernel = xp.to_numpy(arrays[1])
     device = "cpu" if library == "numpy" else "gpu"
     plan = Plan(spec, library, device, None, values.check_accuracy(accuracy), kernel)

@@ -34,6 +34,7 @@ import numpy as np
 
 from convbench import arrays as xp
 from convbench import machine, registry, values
+from convbench.choose import KERNEL_VALUE_OPS
 
 _vdot, _isfinite, _monotonic, _ndarray = np.vdot, math.isfinite, time.monotonic, np.ndarray
 
@@ -229,12 +230,7 @@ class Plan:
         finite = self.kernel_finite if kernel_in_key else True
         if finite:
             for i in (self._float_image if kernel_in_key else self._float_arrays):
-                a = host[i]
-                # one dot product: finite when every value is (an overflow or a NaN/Inf
-                # makes it not, and only then is every value looked at)
-                if type(a) is np.ndarray and a.dtype.kind == "f" and _isfinite(_vdot(a, a)):
-                    continue
-                if not _finite(a):
+                if not _finite(host[i]):
                     finite = False
                     break
         bound = values.integer_bound(self.spec, host[0], host[1]) if self._exact_int else None
@@ -370,12 +366,10 @@ def _per_call(plan, choice) -> str:
 
 def _finite(a) -> bool:
     """No NaN or Inf in ``a`` (a floating array): one dot product, finite when every value
-    is, confirmed exactly only when it is not (an overflow, or a NaN or Inf)."""
+    is; only when it is not (an overflow, or a NaN/Inf) is every value looked at."""
     if type(a) is np.ndarray:
-        if a.dtype.kind == "f" and a.dtype.itemsize >= 4 and a.flags.c_contiguous:
-            flat = a.reshape(-1)
-            if math.isfinite(flat.dot(flat)):
-                return True
+        if a.dtype.kind == "f" and _isfinite(_vdot(a, a)):
+            return True
         return bool(np.isfinite(a).all())
     return values.all_finite(a)
 
@@ -466,9 +460,6 @@ def make(op: str, arrays, kwargs: dict, algorithm=None, accuracy: str = "element
         spec = Spec.make(op, shapes, dtypes, **kwargs)
     return Plan(spec, library, device, algorithm, accuracy, kernel)
 
-
-# ops whose default ranking reads the kernel's values (its separability)
-KERNEL_VALUE_OPS = frozenset({"correlate", "convolve"})
 
 
 def _op_arrays(op):

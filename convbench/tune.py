@@ -61,7 +61,7 @@ def table_rows(cases: list[Case], rows: list[dict]) -> list[dict]:
         order = ranked(mine)
         if not order:
             continue
-        kernel = case.arrays()[1] if case.spec.op in ("correlate", "convolve") else None
+        kernel = case.arrays()[1] if case.spec.op in choose.KERNEL_VALUE_OPS else None
         row = features(case.spec, kernel)
         row.update(case=case.id, ranking=order,
                    medians={r["candidate"]: r["median"] for r in mine
