@@ -11,7 +11,7 @@ LIBRARIES = ("numpy", "torch", "cupy")
 
 
 def library_of(a) -> str:
-    """'numpy', 'torch' or 'cupy' for an array; TypeError for anything else.
+    """'numpy', 'torch', 'cupy' or 'dask' for an array; TypeError for anything else.
 
     Python scalars and lists count as numpy (as numpy.asarray would take them).
     """
@@ -20,6 +20,8 @@ def library_of(a) -> str:
         return "torch"
     if module == "cupy":
         return "cupy"
+    if module == "dask":        # before __array__, which would compute the whole array
+        return "dask"
     if isinstance(a, (np.ndarray, np.generic, list, tuple, int, float)) or hasattr(a, "__array__"):
         return "numpy"
     raise TypeError(f"expected a numpy array, torch tensor or cupy array, got {type(a).__name__}")
@@ -36,6 +38,8 @@ def common_library(arrays, names) -> str:
         except TypeError as exc:
             raise TypeError(f"{name}: {exc}") from None
     found = set(libs.values())
+    if "dask" in found and found <= {"dask", "numpy"}:
+        return "dask"           # a dask image with a numpy kernel: run chunk by chunk
     if len(found) > 1:
         detail = ", ".join(f"{n} is {lib}" for n, lib in libs.items())
         raise TypeError(f"arrays from different libraries cannot be mixed ({detail}); "

@@ -210,8 +210,15 @@ class Plan:
 
     # -- running ------------------------------------------------------------------------
     def __call__(self, *arrays):
-        """Run the plan on arrays matching its description (shapes, dtypes, library)."""
+        """Run the plan on arrays matching its description (shapes, dtypes, library).
+        Tensors that require grad go through the torch operators (the graph is kept)."""
         present = self._check(arrays)
+        if self._cpu_tensors or self.library == "torch":
+            route = _route(present)
+            if route is not None:
+                params = tuple(self.spec.kwargs.get(k, d) for k, d in self.spec.operation.defaults)
+                return route(self.spec.op, arrays, self.arrays[:len(arrays)], params,
+                             self.algorithm, self.accuracy)
         return self.run(present)
 
     def run(self, present, kernel_in_key: bool = False):
@@ -480,9 +487,9 @@ def _describe(a):
     if a is None:
         return ()
     t = type(a)
-    if t is _tensor_type():
+    if t is _tensor_type() and not a.requires_grad:
         return (t, a.shape, a.dtype, a.device)
-    raise TypeError("not cached")
+    raise TypeError("not cached")       # (a tensor needing grad: see _route)
 
 
 _tensor = {"type": None}
@@ -565,8 +572,36 @@ def cached(op: str, arrays: tuple, names: tuple, params: tuple, algorithm, accur
     return plan.run(arrays, op in KERNEL_VALUE_OPS)
 
 
+def _route(arrays):
+    """The function that runs a call the plans do not run themselves, or None:
+    dask arrays go chunk by chunk (convbench.dask_arrays, a lazy result), tensors that
+    require grad (with grad mode on) go through the torch operators (convbench.torch_ops),
+    which record the graph and run these plans inside."""
+    lib = None
+    for a in arrays:
+        if a is not None:
+            module = type(a).__module__
+            if module.startswith("dask"):
+                from convbench import dask_arrays
+
+                return dask_arrays.apply
+            if module.startswith("torch"):
+                lib = "torch"
+    if lib == "torch":
+        import torch
+
+        if torch.is_grad_enabled() and any(a is not None and a.requires_grad for a in arrays):
+            from convbench import torch_ops
+
+            return torch_ops.apply
+    return None
+
+
 def _miss(op, arrays, names, params, algorithm, accuracy, key):
     """Plan a call (cached under ``key`` unless None) and run it."""
+    route = _route(arrays)
+    if route is not None:
+        return route(op, arrays, names, params, algorithm, accuracy)
     _stats["misses"] += 1
     kwargs = dict(zip(_param_names(op), params))
     plan = make(op, arrays, kwargs, algorithm, accuracy)
