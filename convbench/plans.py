@@ -590,7 +590,7 @@ def _route(arrays):
     if lib == "torch":
         import torch
 
-        if torch.is_grad_enabled() and any(a is not None and a.requires_grad for a in arrays):
+        if torch.is_grad_enabled() and any(getattr(a, "requires_grad", False) for a in arrays):
             from convbench import torch_ops
 
             return torch_ops.apply
