@@ -233,6 +233,8 @@ def _check_results_dir(args) -> None:
 def cmd_bench(args) -> int:
     if args.suite == DISPATCH_SUITE:
         return _bench_dispatch(args)
+    if args.suite == NN_SUITE:
+        return _bench_nn(args)
     _check_results_dir(args)
     _, code = _bench(args, args.suite, _ops(args))
     return code
@@ -259,6 +261,43 @@ def _bench_dispatch(args) -> int:
     worst = max(r["overhead_us"] for r in rows)
     print(f"largest overhead {worst:.1f} us over the chosen candidate's direct call "
           f"(target <= {dispatch.TARGET_US:g} us); threads {args.threads or 1}")
+    return EXIT_OK
+
+
+NN_SUITE = "nn"
+
+
+def _bench_nn(args) -> int:
+    """convbench.nn layers beside the same torch.nn layers (convbench.nn_bench): each
+    verified against torch's float64 result, then forward and forward+backward timed
+    interleaved; one row per layer, milliseconds, ratios convbench over torch."""
+    from convbench import nn_bench
+    from convbench.progress import Progress
+    from convbench.table import console, render
+    from convbench.timing import FULL
+
+    layers = nn_bench.select(_split(args.filter))
+    protocol = FULL if args.protocol == "full" else nn_bench.PROTOCOL
+    with Progress(len(layers), "nn") as progress:
+        rows = nn_bench.measure_all(layers, protocol, threads=args.threads,
+                                    progress=lambda row: progress(row["layer"]))
+    print(render(nn_bench.format_rows(rows), console(), status=("status",), cut=("reason",),
+                 title="convbench.nn against torch.nn, float32 (one interleaved run)",
+                 caption="ratio: convbench's median over torch's (below 1: convbench is "
+                         f"faster); threads {args.threads or os.cpu_count()}"))
+    return EXIT_FAIL if any(r["status"] == "FAIL" for r in rows) else EXIT_OK
+
+
+def _report_training(args) -> int:
+    """The seed CNN trained through convbench.nn and torch.nn (convbench.training): the
+    float32 loss curves overlaid and the time per step side by side."""
+    from convbench import results, training
+
+    out_dir = args.output or results.RUNS_DIR.parent / "report"
+    written, text = training.training_report(out_dir)
+    print(text)
+    for path in written:
+        print(f"wrote {path}")
     return EXIT_OK
 
 
@@ -312,6 +351,8 @@ def cmd_tune(args) -> int:
 
 
 def cmd_report(args) -> int:
+    if args.training:
+        return _report_training(args)
     import warnings
 
     from convbench import report
@@ -358,9 +399,10 @@ def parser() -> argparse.ArgumentParser:
         common(sp)
         if name == "bench":
             sp.add_argument("--suite", default="quick",
-                            help="quick, seed, images, real, small, layers, or dispatch (what a "
+                            help="quick, seed, images, real, small, layers, dispatch (what a "
                                  "convbench call costs over the candidate it runs, beside the "
-                                 "peers; --threads defaults to 1 there)")
+                                 "peers; --threads defaults to 1 there), or nn (convbench.nn "
+                                 "layers beside torch.nn's, forward and backward)")
         sp.add_argument("--threads", type=thread_count, default=None,
                         help="threads for every library (default: all cores)")
         sp.add_argument("--protocol", choices=("quick", "full"), default="quick",
@@ -387,6 +429,8 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("report", help="plots and tables from run files (results/report/)")
     sp.add_argument("--run", action="append", help="run file(s) (default: the newest images run)")
     sp.add_argument("--output", default=None, help="folder (default results/report)")
+    sp.add_argument("--training", action="store_true", help="train the seed CNN through "
+                    "convbench.nn and torch.nn instead: loss curves and time per step")
     sp.set_defaults(func=cmd_report)
 
     from convbench import gate

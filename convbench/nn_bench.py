@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convbench.cases.conv import LAYERS
-from convbench.timing import Protocol, QUICK, measure
+from convbench.timing import Protocol, measure
 
 # N per layer family on a 2-core CPU: the torch forward stays near or under ~60 ms
 BATCH = {"D": 4, "R": 2, "V": 1, "S": 1}
 ERROR_FACTOR = 2.0      # both sides of a comparison may sit anywhere inside their bound
 U32 = 2.0 ** -24
 PEERS = ("convbench.nn", "torch.nn")
+# longer samples than QUICK: layers of 1-100 ms on a shared 2-core machine
+PROTOCOL = Protocol(warmup_s=0.1, sample_s=0.05, samples=9)
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,7 @@ def verify(layer: Layer, modules: dict, x, dy) -> dict[str, str | None]:
 
 # --------------------------------------------------------------------------- timing
 
-def measure_layer(layer: Layer, protocol: Protocol = QUICK, layers=None, seed: int = 0) -> dict:
+def measure_layer(layer: Layer, protocol: Protocol = PROTOCOL, layers=None, seed: int = 0) -> dict:
     """One row: verification, then forward and forward+backward medians (seconds) of
     both layers from one interleaved run, and the ratios convbench over torch."""
     import torch
@@ -295,7 +297,7 @@ def measure_layer(layer: Layer, protocol: Protocol = QUICK, layers=None, seed: i
     return row
 
 
-def measure_all(layers_list=None, protocol: Protocol = QUICK, threads: int | None = None,
+def measure_all(layers_list=None, protocol: Protocol = PROTOCOL, threads: int | None = None,
                 layers=None, progress=None) -> list[dict]:
     """Every layer of ``layers_list`` (default ``all_layers()``), with ``threads`` threads in
     torch and BLAS (None: every core)."""
