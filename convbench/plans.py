@@ -445,6 +445,10 @@ def make(op: str, arrays, kwargs: dict, algorithm=None, accuracy: str = "element
     kernel's values), or from ``shapes`` and ``dtypes`` alone."""
     from convbench.spec import Spec
 
+    if shapes is None and any(type(a).__module__.startswith("dask") for a in arrays):
+        from convbench import dask_arrays      # a lazy result, chunk by chunk
+
+        return dask_arrays.make(op, arrays, kwargs, algorithm, accuracy)
     values.check_accuracy(accuracy)
     kernel = None
     if shapes is None:
