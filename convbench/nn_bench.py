@@ -161,14 +161,15 @@ def inputs(layer: Layer, seed: int = 0):
 
 
 def forward_backward(module, x, dy):
-    """(y, {"x": dx, <parameter name>: grad, ...}) by autograd."""
+    """(y, {"x": dx, <parameter name>: grad, ...}) by autograd (an input the output does
+    not depend on has no entry)."""
     import torch
 
     x = x.detach().requires_grad_(True)
     params = dict(module.named_parameters())
     y = module(x)
-    grads = torch.autograd.grad(y, [x, *params.values()], dy)
-    return y.detach(), dict(zip(["x", *params], grads))
+    grads = torch.autograd.grad(y, [x, *params.values()], dy, allow_unused=True)
+    return y.detach(), {k: g for k, g in zip(["x", *params], grads) if g is not None}
 
 
 # --------------------------------------------------------------------- verification
@@ -226,7 +227,7 @@ def check(got: dict, want: dict, bounds: dict) -> str | None:
     """None when every result lies within its bound, else what is off and by how much."""
     for key, ref in want.items():
         if key not in got:
-            return f"no {key} result"
+            return f"{key}: no gradient (the output does not depend on it)"
         value = got[key].double()
         if value.shape != ref.shape:
             return f"{key}: shape {tuple(value.shape)}, expected {tuple(ref.shape)}"
@@ -249,51 +250,60 @@ def verify(layer: Layer, modules: dict, x, dy) -> dict[str, str | None]:
 
 # --------------------------------------------------------------------------- timing
 
-def measure_layer(layer: Layer, protocol: Protocol = PROTOCOL, layers=None, seed: int = 0) -> dict:
-    """One row: verification, then forward and forward+backward medians (seconds) of
-    both layers from one interleaved run, and the ratios convbench over torch."""
+def prepare(layer: Layer, layers=None, seed: int = 0):
+    """(modules, x, dy, failures): the two layers (``build``), the input and upstream
+    gradient, and the verification's failures per side ({} when both pass). Raises
+    Unavailable when convbench.nn lacks the layer."""
     import torch
 
-    row = {"layer": layer.name, "module": layer.module,
-           "input": "x".join(map(str, layer.x_shape)), "status": "pass", "reason": ""}
-    try:
-        modules = build(layer, layers, seed)
-    except Unavailable as exc:
-        return {**row, "status": "unavailable", "reason": str(exc)}
+    modules = build(layer, layers, seed)
     x = inputs(layer, seed)
     with torch.no_grad():
         y = modules["torch.nn"](x)
     dy = torch.from_numpy(np.random.default_rng(seed + 1).standard_normal(
         tuple(y.shape), dtype=np.float32))
     failures = {name: why for name, why in verify(layer, modules, x, dy).items() if why}
+    return modules, x, dy, failures
+
+
+def callables(module, x, dy) -> dict:
+    """{"forward": f, "forward+backward": f}: zero-argument functions running ``module``
+    on ``x`` without autograd, and with the gradients of the input and parameters for
+    the upstream gradient ``dy``."""
+    import torch
+
+    xg = x.detach().requires_grad_(True)
+    params = list(module.parameters())
+
+    def forward():
+        with torch.no_grad():
+            return module(x)
+
+    def training():
+        return torch.autograd.grad(module(xg), [xg, *params], dy)
+
+    return {"forward": forward, "forward+backward": training}
+
+
+def measure_layer(layer: Layer, protocol: Protocol = PROTOCOL, layers=None, seed: int = 0) -> dict:
+    """One row: verification, then forward and forward+backward medians (seconds) of
+    both layers from one interleaved run, and the ratios convbench over torch."""
+    row = {"layer": layer.name, "module": layer.module,
+           "input": "x".join(map(str, layer.x_shape)), "status": "pass", "reason": ""}
+    try:
+        modules, x, dy, failures = prepare(layer, layers, seed)
+    except Unavailable as exc:
+        return {**row, "status": "unavailable", "reason": str(exc)}
     if failures:
         return {**row, "status": "FAIL",
                 "reason": "; ".join(f"{name}: {why}" for name, why in failures.items())}
-
-    def forward(module):
-        def run():
-            with torch.no_grad():
-                return module(x)
-        return run
-
-    xg = x.detach().requires_grad_(True)
-
-    def training(module):
-        params = list(module.parameters())
-
-        def run():
-            return torch.autograd.grad(module(xg), [xg, *params], dy)
-        return run
-
-    fns = {}
-    for name, module in modules.items():
-        fns[f"forward {name}"] = forward(module)
-        fns[f"training {name}"] = training(module)
+    fns = {f"{part} {name}": fn for name, module in modules.items()
+           for part, fn in callables(module, x, dy).items()}
     t = measure(fns, protocol)
-    for part in ("forward", "training"):
+    for part, key in (("forward", "forward"), ("forward+backward", "training")):
         ours, peer = t[f"{part} convbench.nn"].median, t[f"{part} torch.nn"].median
-        row[f"{part}_convbench_s"], row[f"{part}_torch_s"] = ours, peer
-        row[f"{part}_ratio"] = ours / peer
+        row[f"{key}_convbench_s"], row[f"{key}_torch_s"] = ours, peer
+        row[f"{key}_ratio"] = ours / peer
     return row
 
 

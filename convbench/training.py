@@ -199,6 +199,18 @@ def compare(dtype="float64", steps: int = 20, batch_size: int = 64, seed: int = 
     return result
 
 
+def step_functions(batch_size: int, seed: int = 0, layers=None, data=None) -> dict:
+    """{"convbench.nn": f, "torch.nn": f}: each call of f is one float32 training step of
+    that twin model on the next batch of the same seeded cycle (two epochs long)."""
+    x, y = digits("float32") if data is None else data
+    batches = make_batches(x, y, batch_size, math.ceil(len(x) / batch_size) * 2, seed)
+    fns = {}
+    for name, model in twin_models("float32", seed, layers).items():
+        step, cycle = make_step(model, optimizer_for(model)), itertools.cycle(batches)
+        fns[name] = lambda step=step, cycle=cycle: step(*next(cycle))
+    return fns
+
+
 def step_times(batch_sizes=BATCH_SIZES, protocol=None, threads: int | None = None,
                seed: int = 0, layers=None, data=None) -> list[dict]:
     """One float32 training step of each model, timed interleaved (convbench.timing), per
@@ -211,18 +223,12 @@ def step_times(batch_sizes=BATCH_SIZES, protocol=None, threads: int | None = Non
     from convbench.timing import QUICK, measure
 
     protocol = QUICK if protocol is None else protocol
-    x, y = digits("float32") if data is None else data
+    data = digits("float32") if data is None else data
     rows = []
     with thread_count(threads, libraries=("torch",)), torch.autograd.set_grad_enabled(True):
         for batch in batch_sizes:
             batch = _count(batch, "batch_sizes")
-            models = twin_models("float32", seed, layers)
-            batches = make_batches(x, y, batch, math.ceil(len(x) / batch) * 2, seed)
-            fns = {}
-            for name, model in models.items():
-                step, cycle = make_step(model, optimizer_for(model)), itertools.cycle(batches)
-                fns[name] = lambda step=step, cycle=cycle: step(*next(cycle))
-            timings = measure(fns, protocol)
+            timings = measure(step_functions(batch, seed, layers, data), protocol)
             ours, peer = timings["convbench.nn"].median, timings["torch.nn"].median
             rows.append({"batch": batch, "convbench_s": ours, "torch_s": peer,
                          "ratio": ours / peer, "timings": timings})
