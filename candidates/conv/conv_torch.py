@@ -11,8 +11,8 @@
 #   'same' with stride (torch refuses it): the explicit per-side padding of refimpl.geometry.
 #   conv_transpose:    F.conv_transpose{1,2,3}d (its own arguments, zero border only).
 #   conv_relu:         conv, then torch.relu: the unfused sequence fused kernels are timed against.
-#   conv_grad_input:   torch.nn.grad.conv*d_input on the padded shape, then autograd through
-#                      the border extension folds the border's gradient back into x.
+#   conv_grad_input:   torch.nn.grad.conv*d_input on the padded shape, then the border's
+#                      gradient folded back into x (index_add_ on the border's source indices).
 #   conv_grad_weight:  torch.nn.grad.conv*d_weight on the border-extended input.
 #   conv_grad_bias:    dy summed over N and space.
 #
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from candidates.torch_support import dtypes, gather_border, to_native  # noqa: F401  (the module's to_native)
 from refimpl.geometry import layer_padding, positive_tuple
+from refimpl.pad import source_indices
 
 LIBRARY = "torch"
 DEVICE = "cpu"
@@ -130,11 +131,17 @@ def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
     if border == "constant":      # the border read cval: its gradient goes nowhere
         inside = tuple(slice(lo, lo + n) for n, (lo, _) in zip(in_spatial, pads))
         return grad_padded[(slice(None), slice(None)) + inside].to(out)
-    # the border extension's own backward folds the border gradient into x (constant: crop)
-    x = torch.zeros(tuple(input_shape), dtype=compute, device=dy.device, requires_grad=True)
-    with torch.enable_grad():
-        _extend(x, pads, border, 0.0).backward(grad_padded)
-    return x.grad.to(out)
+    # the border's gradient folds back into the samples it was read from: the adjoint of
+    # the border's index gather, axis by axis (no autograd: this also runs where autograd
+    # is off, inside a torch operator or under inference_mode)
+    for axis, (n, (lo, hi)) in enumerate(zip(in_spatial, pads), start=2):
+        if lo or hi:
+            index = torch.from_numpy(source_indices(range(-lo, n + hi), n, border))
+            shape = list(grad_padded.shape)
+            shape[axis] = n
+            grad_padded = grad_padded.new_zeros(shape).index_add_(
+                axis, index.to(grad_padded.device), grad_padded)
+    return grad_padded.to(out)
 
 
 def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
