@@ -140,3 +140,320 @@ def test_padding_mode_and_border_agreeing_or_alone():
     assert cnn.Conv2d(1, 1, 3, padding_mode="reflect", border="mirror").border == "reflect"
     assert cnn.Conv2d(1, 1, 3, border="nearest").border == "edge"
     assert cnn.Conv2d(1, 1, 3).border == "constant"
+
+
+# ---------------------------------------------------------------------------------------
+# Forward and gradients against torch.nn, one state_dict loaded both ways
+# ---------------------------------------------------------------------------------------
+
+LAYER_CASES = [
+    ("Conv1d", (3, 4, 3), dict(padding=1), (2, 3, 9)),
+    ("Conv1d", (4, 6, 3), dict(stride=2, dilation=2, groups=2, padding=2,
+                               padding_mode="circular"), (2, 4, 11)),
+    ("Conv2d", (3, 4, 3), {}, (2, 3, 7, 6)),
+    ("Conv2d", (4, 4, (3, 2)), dict(stride=(2, 1), padding=(1, 0), groups=4, bias=False),
+     (1, 4, 8, 7)),
+    ("Conv2d", (2, 3, 3), dict(padding="same", padding_mode="reflect"), (2, 2, 6, 6)),
+    ("Conv2d", (2, 3, 4), dict(padding="same", dilation=2), (1, 2, 9, 9)),
+    ("Conv2d", (2, 3, 3), dict(padding=2, padding_mode="replicate"), (1, 2, 5, 6)),
+    ("Conv3d", (2, 3, 2), dict(padding=1, stride=(1, 2, 1)), (1, 2, 4, 5, 4)),
+    ("ConvTranspose1d", (3, 4, 3), dict(stride=2, padding=1, output_padding=1), (2, 3, 5)),
+    ("ConvTranspose2d", (4, 6, 3), dict(stride=2, padding=1, output_padding=1, groups=2),
+     (1, 4, 4, 5)),
+    ("ConvTranspose2d", (2, 3, (2, 3)), dict(stride=(2, 1), dilation=2, bias=False),
+     (2, 2, 3, 4)),
+    ("ConvTranspose3d", (2, 2, 2), dict(stride=2), (1, 2, 3, 3, 2)),
+    ("MaxPool1d", (3, 2, 1), {}, (2, 3, 10)),
+    ("MaxPool2d", (3,), dict(stride=2, padding=1, ceil_mode=True), (2, 2, 9, 8)),
+    ("MaxPool2d", ((2, 3),), dict(dilation=(2, 1)), (1, 2, 7, 8)),
+    ("MaxPool3d", (2,), {}, (1, 2, 4, 4, 5)),
+    ("AvgPool1d", (3, 2, 1), dict(count_include_pad=False), (2, 3, 10)),
+    ("AvgPool2d", (3, 2, 1), dict(ceil_mode=True, divisor_override=5), (1, 2, 8, 9)),
+    ("AvgPool2d", (2,), {}, (2, 3, 6, 6)),
+    ("AvgPool3d", ((2, 2, 1),), dict(padding=(1, 0, 0)), (1, 2, 4, 4, 3)),
+    ("LPPool1d", (2, 3, 2), {}, (2, 3, 9)),
+    ("LPPool2d", (3, 2), {}, (1, 2, 6, 7)),
+    ("LPPool2d", (1.5, (2, 3)), dict(stride=(1, 2)), (1, 2, 5, 7)),
+    ("LPPool3d", (2, 2), {}, (1, 2, 4, 4, 4)),
+    ("BatchNorm1d", (3,), {}, (4, 3)),
+    ("BatchNorm1d", (3,), dict(momentum=None), (4, 3, 5)),
+    ("BatchNorm2d", (3,), {}, (4, 3, 5, 5)),
+    ("BatchNorm2d", (3,), dict(affine=False), (2, 3, 4, 4)),
+    ("BatchNorm3d", (2,), dict(track_running_stats=False), (3, 2, 3, 3, 3)),
+]
+
+
+def _randomised(module, seed):
+    """``module`` with every floating parameter and buffer redrawn (variances positive), so
+    that a state_dict round trip carries information."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g, dtype=t.dtype) + 0.5
+                        if "var" in name else torch.randn(t.shape, generator=g, dtype=t.dtype))
+    return module
+
+
+def _run(module, x, dy):
+    """(output, x.grad, {parameter name: grad}) of sum(module(x) * dy)."""
+    x = x.clone().requires_grad_(True)
+    y = module(x)
+    (y * dy).sum().backward()
+    return y.detach(), x.grad, {n: p.grad for n, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize("name,args,kwargs,shape", LAYER_CASES, ids=lambda v: str(v))
+def test_forward_and_gradients_as_torch_nn(name, args, kwargs, shape):
+    theirs = _randomised(getattr(torch.nn, name)(*args, **kwargs).double(), 3)
+    ours = getattr(cnn, name)(*args, **kwargs).double()
+    ours.load_state_dict(theirs.state_dict())            # torch -> convbench
+    x = rand(*shape, seed=1)
+    if name.startswith("LPPool"):
+        x = x.abs() + 0.1       # odd and fractional p of negative sums are NaN in both
+    with torch.no_grad():
+        dy = rand(*getattr(torch.nn, name)(*args, **kwargs).double()(x).shape, seed=2)
+    for training in (True, False):
+        ours.train(training)
+        theirs.train(training)
+        y, gx, gp = _run(ours, x, dy)
+        y_t, gx_t, gp_t = _run(theirs, x, dy)
+        torch.testing.assert_close(y, y_t)
+        torch.testing.assert_close(gx, gx_t)
+        assert gp.keys() == gp_t.keys()
+        for key in gp:
+            torch.testing.assert_close(gp[key], gp_t[key], msg=f"{key}.grad")
+        for key, value in theirs.state_dict().items():        # running statistics
+            torch.testing.assert_close(ours.state_dict()[key], value, msg=key)
+        ours.zero_grad()
+        theirs.zero_grad()
+    back = getattr(torch.nn, name)(*args, **kwargs).double()
+    back.load_state_dict(ours.state_dict())               # convbench -> torch
+    for key, value in ours.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("name,shape", [("Conv2d", (3, 7, 6)), ("MaxPool2d", (2, 9, 8)),
+                                        ("AvgPool1d", (3, 10)), ("ConvTranspose1d", (3, 5))])
+def test_unbatched_input_as_torch(name, shape):
+    args = {"Conv2d": (3, 4, 3), "MaxPool2d": (3, 2), "AvgPool1d": (3,),
+            "ConvTranspose1d": (3, 2, 3)}[name]
+    theirs = getattr(torch.nn, name)(*args).double()
+    ours = getattr(cnn, name)(*args).double()
+    ours.load_state_dict(theirs.state_dict())
+    x = rand(*shape)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_conv_transpose_output_size_as_torch():
+    theirs = torch.nn.ConvTranspose2d(2, 3, 3, stride=3, padding=1).double()
+    ours = cnn.ConvTranspose2d(2, 3, 3, stride=3, padding=1).double()
+    ours.load_state_dict(theirs.state_dict())
+    x = rand(1, 2, 4, 5)
+    for size in ([10, 13], [1, 3, 11, 14], [12, 15]):
+        torch.testing.assert_close(ours(x, output_size=size), theirs(x, output_size=size))
+    with pytest.raises(ValueError, match="output_size"):
+        ours(x, output_size=[13, 13])
+
+
+# ---------------------------------------------------------------------------------------
+# border= and 'same' with stride: against numpy.pad + torch's conv (no padding)
+# ---------------------------------------------------------------------------------------
+
+def _same_pads(n, k, s, d):
+    """TF/JAX SAME: out = ceil(n / s), total = max((out-1)*s + (k-1)*d + 1 - n, 0),
+    the odd sample on the high side."""
+    out = -(-n // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+def _padded(x, pads, border, cval):
+    """x extended by numpy.pad's rule, differentiable: a gather of the source indices that
+    numpy.pad puts at each position (constant: F.pad with the value)."""
+    if border == "constant":
+        flat = [v for lo_hi in reversed(pads) for v in lo_hi]
+        return F.pad(x, flat, value=cval)
+    for axis, (lo, hi) in enumerate(pads, start=2):
+        index = np.pad(np.arange(x.shape[axis]), (lo, hi), mode=border)
+        x = x.index_select(axis, torch.from_numpy(index))
+    return x
+
+
+BORDER_CASES = [   # (spatial shape, kernel, stride, dilation, padding, border, cval)
+    ((11,), (3,), (2,), (1,), "same", "symmetric", 0.0),
+    ((10,), (4,), (3,), (1,), "same", "wrap", 0.0),
+    ((7, 8), (3, 3), (2, 2), (1, 1), "same", "constant", 1.5),
+    ((7, 8), (3, 2), (2, 3), (1, 1), "same", "edge", 0.0),
+    ((6, 9), (3, 3), (1, 2), (2, 1), "same", "reflect", 0.0),
+    ((5, 6), (3, 3), (1, 1), (1, 1), (4, 2), "symmetric", 0.0),     # wider than the input
+    ((5, 6), (2, 3), (1, 1), (1, 1), ((0, 3), (2, 1)), "wrap", 0.0),  # per-side pairs
+    ((4, 5, 6), (3, 2, 3), (2, 1, 3), (1, 1, 1), "same", "reflect", 0.0),
+]
+
+
+@pytest.mark.parametrize("spatial,kernel,stride,dilation,padding,border,cval", BORDER_CASES,
+                         ids=lambda v: str(v))
+def test_border_and_same_with_stride_against_numpy_pad(spatial, kernel, stride, dilation,
+                                                       padding, border, cval):
+    n = len(spatial)
+    layer = getattr(cnn, f"Conv{n}d")(2, 3, kernel, stride=stride, padding=padding,
+                                      dilation=dilation, border=border, cval=cval).double()
+    x = rand(2, 2, *spatial, seed=4)
+    if padding == "same":
+        pads = [_same_pads(*a) for a in zip(spatial, kernel, stride, dilation)]
+    elif isinstance(padding[0], tuple):
+        pads = list(padding)
+    else:
+        pads = [(p, p) for p in padding]
+    w, b = layer.weight.detach().clone(), layer.bias.detach().clone()
+    xr = x.clone().requires_grad_(True)
+    wr, br = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    expected = getattr(F, f"conv{n}d")(_padded(xr, pads, border, cval), wr, br, stride=stride,
+                                       dilation=dilation)
+    if padding == "same":
+        assert expected.shape[2:] == tuple(-(-a // s) for a, s in zip(spatial, stride))
+    y, gx, gp = _run(layer, x, dy := rand(*expected.shape, seed=5))
+    (expected * dy).sum().backward()
+    torch.testing.assert_close(y, expected.detach())
+    torch.testing.assert_close(gx, xr.grad)
+    torch.testing.assert_close(gp["weight"], wr.grad)
+    torch.testing.assert_close(gp["bias"], br.grad)
+
+
+# ---------------------------------------------------------------------------------------
+# BatchNorm: running statistics over several steps, the modes and options
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [{}, dict(momentum=None), dict(momentum=0.3, eps=1e-3),
+                                    dict(affine=False), dict(bias=False),
+                                    dict(track_running_stats=False)], ids=str)
+def test_batchnorm_steps_as_torch(kwargs):
+    theirs = torch.nn.BatchNorm2d(3, **kwargs).double()
+    ours = cnn.BatchNorm2d(3, **kwargs).double()
+    for step in range(4):
+        for module in (ours, theirs):
+            module.train(step != 2)          # an eval step in between changes nothing
+        x = rand(5, 3, 4, 4, seed=10 + step) * (step + 1) + step
+        torch.testing.assert_close(ours(x), theirs(x))
+        for key, value in theirs.state_dict().items():
+            torch.testing.assert_close(ours.state_dict()[key], value, msg=key)
+    if theirs.track_running_stats:
+        assert int(ours.num_batches_tracked) == 3
+
+
+def test_batchnorm_momentum_none_is_the_cumulative_average():
+    # with momentum=None the running mean after k batches is the mean of the k batch means;
+    # the running variance the mean of the k unbiased batch variances
+    bn = cnn.BatchNorm1d(2, momentum=None).double()
+    batches = [rand(6, 2, seed=s) * (s + 1) + s for s in range(3)]
+    for x in batches:
+        bn(x)
+    torch.testing.assert_close(bn.running_mean, torch.stack([x.mean(0) for x in batches]).mean(0))
+    torch.testing.assert_close(bn.running_var,
+                               torch.stack([x.var(0, unbiased=True) for x in batches]).mean(0))
+
+
+def test_batchnorm_old_state_dict_without_num_batches_tracked_loads():
+    state = torch.nn.BatchNorm2d(3).state_dict()
+    del state["num_batches_tracked"]
+    state._metadata = {"": {"version": 1}}
+    bn = cnn.BatchNorm2d(3)
+    bn.num_batches_tracked.fill_(5)
+    bn.load_state_dict(state)
+    assert int(bn.num_batches_tracked) == 0
+
+
+def test_batchnorm_rank_refused():
+    with pytest.raises(ValueError, match="4D"):
+        cnn.BatchNorm2d(3)(rand(2, 3, 4))
+
+
+# ---------------------------------------------------------------------------------------
+# GaussianBlur: against scipy.ndimage.gaussian_filter, per channel
+# ---------------------------------------------------------------------------------------
+
+SCIPY_MODE = {"constant": "constant", "edge": "nearest", "symmetric": "reflect",
+              "reflect": "mirror", "wrap": "wrap"}
+
+
+@pytest.mark.parametrize("sigma,border,shape", [
+    (1.0, "constant", (2, 3, 9, 8)), ((0.8, 2.0), "symmetric", (1, 2, 12, 10)),
+    (1.5, "wrap", (2, 2, 11)), ((1.0, 0.0, 1.2), "reflect", (1, 1, 6, 5, 7)),
+    (0.7, "edge", (1, 2, 5, 6))], ids=str)
+def test_gaussian_blur_against_scipy(sigma, border, shape):
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = rand(*shape, seed=6)
+    nsp = len(shape) - 2
+    sig = sigma if isinstance(sigma, tuple) else (sigma,) * nsp
+    layer = cnn.GaussianBlur(sigma, border=border, cval=0.0, truncate=3.0)
+    expected = ndimage.gaussian_filter(x.numpy(), (0, 0) + sig, mode=SCIPY_MODE[border],
+                                       truncate=3.0)
+    xr = x.clone().requires_grad_(True)
+    y = layer(xr)
+    torch.testing.assert_close(y.detach(), torch.from_numpy(expected))
+    if border == "constant":
+        # the blur is linear with a symmetric kernel: its adjoint is the same blur, zero border
+        dy = rand(*shape, seed=7)
+        (y * dy).sum().backward()
+        grad = ndimage.gaussian_filter(dy.numpy(), (0, 0) + sig, mode="constant", truncate=3.0)
+        torch.testing.assert_close(xr.grad, torch.from_numpy(grad))
+
+
+def test_gaussian_blur_sigma_count_checked():
+    with pytest.raises(ValueError, match="spatial"):
+        cnn.GaussianBlur((1.0, 2.0))(rand(1, 1, 5, 5, 5))
+
+
+# ---------------------------------------------------------------------------------------
+# torch.compile(fullgraph=True) of a model of convbench.nn layers
+# ---------------------------------------------------------------------------------------
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        cnn.Conv2d(1, 4, 3, padding="same", stride=2, border="reflect"), torch.nn.ReLU(),
+        cnn.BatchNorm2d(4), cnn.MaxPool2d(2, ceil_mode=True),
+        cnn.ConvTranspose2d(4, 3, 2, stride=2), cnn.AvgPool2d(3, 1, 1),
+        cnn.LPPool2d(2, 2), cnn.GaussianBlur(0.8, border="edge"),
+        torch.nn.Flatten(), torch.nn.LazyLinear(5)).double()
+
+
+def _compiled_matches_eager(backend):
+    eager = _model()
+    eager(rand(2, 1, 12, 12))                     # materialises LazyLinear
+    compiled_model = copy.deepcopy(eager)
+    compiled = torch.compile(compiled_model, fullgraph=True, backend=backend)
+    for step in range(2):
+        x = rand(2, 1, 12, 12, seed=20 + step)
+        y_e, gx_e, gp_e = _run(eager, x, torch.ones(2, 5, dtype=torch.float64))
+        y_c, gx_c, gp_c = _run(compiled, x, torch.ones(2, 5, dtype=torch.float64))
+        torch.testing.assert_close(y_c, y_e)
+        torch.testing.assert_close(gx_c, gx_e)
+        for key in gp_e:
+            torch.testing.assert_close(gp_c[key], gp_e[key], msg=key)
+        eager.zero_grad()
+        compiled_model.zero_grad()
+    for key, value in eager.state_dict().items():          # BatchNorm's running statistics
+        torch.testing.assert_close(compiled_model.state_dict()[key], value, msg=key)
+
+
+def test_compiled_model_matches_eager():
+    """fullgraph=True fails on any graph break; aot_eager traces forward and backward
+    through the custom operators without generating code (inductor: the slow test)."""
+    torch._dynamo.reset()
+    _compiled_matches_eager("aot_eager")
+
+
+@pytest.mark.slow
+def test_compiled_model_matches_eager_inductor():
+    torch._dynamo.reset()
+    _compiled_matches_eager("inductor")
+
+
+@pytest.mark.parametrize("border,shape", [("reflect", (1, 2, 3, 4, 3)), ("edge", (2, 1, 4, 5)),
+                                          ("wrap", (1, 2, 6))])
+def test_gaussian_blur_gradcheck(border, shape):
+    layer = cnn.GaussianBlur(0.7, border=border, truncate=2.0)
+    x = rand(*shape, seed=8).requires_grad_(True)
+    assert torch.autograd.gradcheck(layer, (x,))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import torch
 from torch.nn import Module
 
 from convbench.nn import ops
@@ -56,5 +57,14 @@ class GaussianBlur(Module):
             sigma = self.sigma
         else:
             sigma = (self.sigma,) * spatial
-        return ops().gaussian(input, (0.0, 0.0) + sigma, border=self.border, cval=self.cval,
-                              truncate=self.truncate, algorithm=self.algorithm)
+        # N and C as one unfiltered axis: an image of 1 + spatial axes (a view when it can)
+        planes = input.reshape((-1,) + tuple(input.shape[2:]))
+        keywords = dict(border=self.border, cval=self.cval, truncate=self.truncate,
+                        algorithm=self.algorithm)
+        if spatial == 3 and self.border != "constant" and input.requires_grad:
+            # the gaussian operator differentiates other borders on 1-3 axes only: one
+            # volume at a time
+            out = torch.stack([ops().gaussian(v, sigma, **keywords) for v in planes.unbind(0)])
+        else:
+            out = ops().gaussian(planes, (0.0,) + sigma, **keywords)
+        return out.reshape(input.shape)
