@@ -5,7 +5,10 @@ direct  any order of summing K products in precision u (Higham, Accuracy and Sta
         §3.1): |y - y_ref| <= gamma_K * (|x| (*) |w|),  gamma_K = K u / (1 - K u),
         where (|x| (*) |w|) is the same operation applied to absolute values (the oracle
         computes it). A float16/bfloat16 result must be accumulated in float32 and rounded
-        once at the end: + u_out * |y_ref|. Summing in float16 breaks this bound.
+        once at the end: + u_out * |y_ref| (+ half the smallest subnormal), u_out = 2^-11
+        for float16 and 2^-8 for bfloat16 (8 significand bits, float32's exponent range:
+        the subnormal term is 2^-134). Summing in float16 or bfloat16 breaks this bound
+        (bfloat16 partial sums lose 2^-8 per addition: K 2^-8 instead of K 2^-24 + 2^-8).
 fft     FFT convolution is normwise stable (Higham §24.1): every element obeys
         |y - y_ref| <= c * u * log2(L) * ||x_padded||_2 * ||w||_2, L = transform length,
         plus the final rounding; c = 4 covers the forward, pointwise and inverse stages.

@@ -21,8 +21,9 @@
 # Does not win: 1-channel images with large kernels (no FFT path), tiny problems (call
 #   overhead of a few tens of microseconds).
 # Applies: every case of these ops (1-3 spatial axes, every border and width, groups, bias).
-# Numerics: accumulation in the compute type (float32 for float16 inputs, which are converted
-#   and rounded once at the end; float64 stays float64): the 'direct' bound.
+# Numerics: accumulation in the compute type (float32 for float16 and bfloat16 tensors, which
+#   are converted exactly and rounded once at the end; float64 stays float64): the 'direct'
+#   bound (bfloat16's final rounding is u = 2^-8 relative).
 from __future__ import annotations
 
 from candidates.torch_support import dtypes, gather_border, to_native  # noqa: F401  (the module's to_native)

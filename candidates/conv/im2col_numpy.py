@@ -23,6 +23,7 @@
 #   times the input per chunk, so memory traffic dominates for small C.
 # Applies: every case: 1-3 spatial axes, every border (numpy.pad's names are ours, any width),
 #   stride, dilation, groups, bias, 'same' with stride.
+# Does not apply: bfloat16 (numpy has no such dtype; conv_torch takes those tensors).
 # Numerics: BLAS dot products in the compute type (float32 for float16, result rounded once
 #   at the end): the 'direct' bound.
 from __future__ import annotations
@@ -48,6 +49,8 @@ def supports(spec):
     if spec.op not in ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight",
                        "conv_grad_bias"):
         return f"im2col_numpy does not compute {spec.op}"
+    if "bfloat16" in spec.dtypes:
+        return "numpy has no bfloat16 (conv_torch takes bfloat16 tensors)"
     return None
 
 

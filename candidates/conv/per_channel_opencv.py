@@ -15,7 +15,7 @@
 #   O filters at once.
 # Applies: conv only; 2-D spatial, stride 1 and dilation 1 (filter2D has neither); any groups,
 #   any border, any padding. Refuses layers of more than MAX_PLANES plane filterings
-#   (N * O * C/groups), which would take seconds per call.
+#   (N * O * C/groups), which would take seconds per call, and bfloat16 (no numpy dtype).
 # Numerics: filter2D accumulates in the compute type (float32; float64 stays float64; float16
 #   runs in float32 and is rounded once); planes are summed in the compute type: 'direct'
 #   bound with K = C/groups * R * S. filter2D switches to a DFT for kernel areas >= ~50: the
@@ -43,6 +43,8 @@ def ERROR(spec):
 def supports(spec):
     if spec.op != "conv":
         return f"per_channel_opencv computes conv only, not {spec.op}"
+    if "bfloat16" in spec.dtypes:
+        return "numpy and OpenCV have no bfloat16 (conv_torch takes bfloat16 tensors)"
     x_shape, w_shape = spec.shapes[0], spec.shapes[1]
     if len(x_shape) != 4:
         n = len(x_shape) - 2

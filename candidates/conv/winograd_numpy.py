@@ -51,7 +51,8 @@
 #   7x7: 4x5 tile columns for 4x4 tiles, skinny GEMMs that re-pack U: 1.46x im2col).
 # Applies: conv with a 3x3 kernel on 2 spatial axes, stride 1, dilation 1; any groups
 #   (depthwise included), bias, every padding form and every border (numpy.pad's names
-#   are ours, any width); float16/32/64. supports() refuses the rest with the reason.
+#   are ours, any width); float16/32/64 (not bfloat16: numpy has none). supports() refuses
+#   the rest with the reason.
 # Numerics: NOT the 'direct' bound -- the transforms add and cancel. Model 'winograd' of
 #   convbench/tolerance.py (derived there): every output obeys
 #       |y - y_ref| <= gamma_{C/groups + 10 (+1 with bias)}(u) * ((|x| (*) W(|w|)) + |bias|)
@@ -106,6 +107,8 @@ _cache = KernelCache(CACHE_ENTRIES, CACHE_BYTES, nbytes=lambda u: u.nbytes)
 def supports(spec):
     if spec.op != "conv":
         return f"winograd_numpy computes conv only, not {spec.op}"
+    if "bfloat16" in spec.dtypes:
+        return "numpy has no bfloat16 (conv_torch takes bfloat16 tensors)"
     x_shape, w_shape = spec.shapes[0], spec.shapes[1]
     nsp = len(x_shape) - 2
     if nsp != 2:

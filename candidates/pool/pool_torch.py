@@ -20,8 +20,9 @@
 #     into an unrelated element; the oracle sends none;
 #   - avg_pool / avg_pool_grad in 3-D with an input axis shorter than the kernel: torch's
 #     avg_pool3d refuses it even where the padding makes the window fit.
-# Numerics: max is exact; sums in the compute type, float16 computed in float32 and rounded
-#   once (torch's Half kernels would round partial results: outside the 'direct' bound).
+# Numerics: max is exact; sums in the compute type, float16 and bfloat16 computed in float32
+#   and rounded once (torch's Half/BFloat16 kernels would round partial results: outside
+#   the 'direct' bound).
 #   NaN and ties: torch's CPU rule (first maximum in scan order, the last NaN), which is
 #   what refimpl.pool writes out.
 from __future__ import annotations

@@ -24,6 +24,7 @@
 # Does not win: large kernels (K passes over the output: a 7x7 global pool is 49 passes),
 #   and against torch's fused, multi-threaded kernels on big activations.
 # Applies: every case (1-3 spatial axes, any padding/dilation/ceil_mode, every option).
+# Does not apply: bfloat16 (numpy has no such dtype; pool_torch takes those tensors).
 # Numerics: max is exact; sums accumulate in the result type (float32 for float16, which
 #   is rounded once at the end): the 'direct' bound. lp's powers use the compute type's
 #   pow with the exponent rounded to that type, as torch does.
@@ -51,6 +52,8 @@ def ERROR(spec):
 NONFINITE = True   # NaN/Inf in a window: the oracle's max, mean or p-norm of it
 
 def supports(spec):
+    if "bfloat16" in spec.dtypes:
+        return "numpy has no bfloat16 (pool_torch takes bfloat16 tensors)"
     return None
 
 

@@ -1,7 +1,8 @@
 """Layer-form ops: conv, conv_transpose, conv_grad_input, conv_grad_weight, conv_grad_bias.
 
 torch.nn.functional's signatures (``refimpl/conv.py`` defines them). Arrays are floating
-(float16, float32, float64; integer images belong to the image form, convbench.correlate).
+(float16, float32, float64, and bfloat16 tensors, all of one dtype then; integer images
+belong to the image form, convbench.correlate).
 Every shape and padding comes from ``refimpl.conv.validate`` / ``validate_transpose`` (which
 ask ``refimpl.geometry``); nothing here derives them again, except the per-axis counts of
 the error bound (``terms``) and of the border zones, which list what the oracle loops over.
@@ -20,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from convbench.cases import conv as cases
+from convbench.dtypes import float_result
 from convbench.ops import REQUIRED, Asv, Operation, check_cval_fits, nbytes, shape_str, short_dtype
 from refimpl import conv as ref
 from refimpl.geometry import as_tuple
 from refimpl.pad import canonical_border, source_index
 
-DTYPES = ("float16", "float32", "float64")
+DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 # The Python oracles' cost is counted in "products" of verification.WHOLE_LIMIT, which
 # computes an oracle whole up to 300_000 of them (about a second): one unit ~ 3.3 us.
@@ -76,6 +78,7 @@ def _check_arrays(names, shapes, dtypes) -> None:
                             "convbench.correlate)")
         if any(n < 1 for n in shape):
             raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
+    float_result(names, dtypes)          # bfloat16 only beside bfloat16
 
 
 def _shape_param(value, name: str) -> tuple[int, ...]:
@@ -137,6 +140,7 @@ class LayerOp(Operation):
         return []
 
     def result_dtype(self, spec) -> np.dtype:
+        """numpy's result dtype; TypeError for bfloat16 (convbench.dtypes.float_result)."""
         return np.result_type(*spec.dtypes)
 
     def _normalize_geometry(self, params: dict) -> dict:
@@ -158,7 +162,7 @@ class LayerOp(Operation):
                 params[key] = _collapse(params[key])
         if "cval" in params:
             params["cval"] = float(params["cval"]) if params["border"] == "constant" else 0.0
-            check_cval_fits(params["cval"], [np.result_type(*dtypes)])
+            check_cval_fits(params["cval"], [float_result(dtypes, dtypes)])
         return params
 
     def temporaries(self, spec):
@@ -166,7 +170,7 @@ class LayerOp(Operation):
         layer = self.layer(spec)
         padded = [layer.batch, layer.in_channels] + [
             n + lo + hi for n, (lo, hi) in zip(layer.in_spatial, layer.pads)]
-        return {"padded copy": nbytes(padded, np.result_type(*spec.dtypes))}
+        return {"padded copy": nbytes(padded, float_result(spec.dtypes, spec.dtypes))}
 
     def layer(self, spec):
         """refimpl's resolved conv call (pads, out_spatial, ...) for this spec."""
@@ -290,7 +294,7 @@ class ConvTranspose(LayerOp):
         spread = [(size - 1) * s + 1 + 2 * (k - 1) * d
                   for size, k, s, d, _ in _transpose_axes(spec)]
         return {"spread copy": nbytes(list(spec.shapes[0][:2]) + spread,
-                                      np.result_type(*spec.dtypes))}
+                                      float_result(spec.dtypes, spec.dtypes))}
 
     def oracle(self, spec, arrays):
         return ref.conv_transpose(*arrays, **spec.kwargs)

@@ -8,7 +8,7 @@ ceil_mode=False)``; ``max_pool_grad(dy, x, ...)``, ``avg_pool_grad(dy, input_sha
 ``lp_pool_grad(dy, x, norm_type, ...)`` with the forward op's keywords.
 
 Error bounds (convbench.tolerance, 'direct' model: gamma_K * absref, plus one final
-rounding for float16 results, which must be accumulated in float32):
+rounding for float16 and bfloat16 results, which must be accumulated in float32):
 
 max_pool       exact: a comparison never rounds (candidates declare ERROR = "exact").
 avg_pool       K = window size + 1: K-1 additions, one division by the divisor, and one
@@ -45,14 +45,14 @@ from fractions import Fraction
 
 import numpy as np
 
-from convbench.dtypes import ACCUMULATION, UNIT_ROUNDOFF
+from convbench.dtypes import ACCUMULATION, UNIT_ROUNDOFF, float_result
 from convbench.cases import pool as cases
 from convbench.ops import REQUIRED, Asv, Operation, nbytes
 from convbench.tolerance import gamma
 from refimpl import pool as ref
 from refimpl.geometry import as_tuple, pool_output_shape
 
-FLOAT_DTYPES = ("float16", "float32", "float64")
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 # Largest |ln t| over the positive finite numbers of a compute type (ln of the smallest
 # subnormal): the most a rounded exponent e(1 + eps) can move t**e, relatively, is
@@ -65,7 +65,13 @@ _SHAPE_PARAMS = ("kernel_size", "stride", "padding", "dilation")
 
 def _compute_dtype(spec) -> str:
     """The type a correct candidate computes in: float64 for float64 results, else float32."""
-    return "float64" if np.dtype(spec.operation.result_dtype(spec)) == np.float64 else "float32"
+    return "float64" if float_result(spec.dtypes, spec.dtypes) == "float64" else "float32"
+
+
+def _numpy_dtypes(dtypes) -> tuple[str, ...]:
+    """The dtypes as refimpl's shape checks read them: a bfloat16 tensor's values are
+    float32 ones (numpy has no bfloat16)."""
+    return tuple("float32" if d == "bfloat16" else d for d in dtypes)
 
 
 def _exponent_terms(e: Fraction, compute: str) -> int:
@@ -91,9 +97,10 @@ class Pool(Operation):
         params = super().normalize(shapes, dtypes, kwargs)
         for name, dtype in zip(self.arrays, dtypes):
             if dtype not in FLOAT_DTYPES:
-                raise TypeError(f"{name} must be float16, float32 or float64 for {self.name}, "
-                                f"got {dtype} (convert integer images first, e.g. "
-                                f"{name}.astype(np.float32))")
+                raise TypeError(f"{name} must be float16, float32 or float64 (or a bfloat16 "
+                                f"tensor) for {self.name}, got {dtype} (convert integer images "
+                                f"first, e.g. {name}.astype(np.float32))")
+        float_result(self.arrays, dtypes)        # bfloat16 only beside bfloat16
         for key in _SHAPE_PARAMS:
             if key in params:
                 params[key] = _int_or_tuple(params[key], key)
@@ -108,15 +115,16 @@ class Pool(Operation):
         if p is not None and not isinstance(p, bool) and isinstance(p, numbers.Real):
             p = float(p)
             params["norm_type"] = int(p) if math.isfinite(p) and p.is_integer() else p
-        ref.validate(self.name, shapes, dtypes, **params)
+        ref.validate(self.name, shapes, _numpy_dtypes(dtypes), **params)
         return params
 
     def result_dtype(self, spec) -> np.dtype:
+        """numpy's result dtype; TypeError for bfloat16 (convbench.dtypes.float_result)."""
         return np.result_type(*[np.dtype(d) for d in spec.dtypes])
 
     # -- geometry --------------------------------------------------------------------
     def output_shape(self, spec) -> tuple[int, ...]:
-        return ref.validate(self.name, spec.shapes, spec.dtypes, **spec.kwargs)
+        return ref.validate(self.name, spec.shapes, _numpy_dtypes(spec.dtypes), **spec.kwargs)
 
     def geometry(self, spec):
         """(input shape, forward output shape, kernel, stride, padding, dilation) per axis."""
@@ -135,7 +143,7 @@ class Pool(Operation):
         """A copy of the input padded on both sides of every axis."""
         in_shape, _, _, _, padding, _ = self.geometry(spec)
         padded = list(in_shape[:2]) + [n + 2 * p for n, p in zip(in_shape[2:], padding)]
-        return {"padded copy": nbytes(padded, self.result_dtype(spec))}
+        return {"padded copy": nbytes(padded, float_result(spec.dtypes, spec.dtypes))}
 
     def window_overlap(self, spec) -> int:
         """W: the most windows that read one input position (product over the axes of the
