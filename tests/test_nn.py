@@ -457,3 +457,119 @@ def test_gaussian_blur_gradcheck(border, shape):
     layer = cnn.GaussianBlur(0.7, border=border, truncate=2.0)
     x = rand(*shape, seed=8).requires_grad_(True)
     assert torch.autograd.gradcheck(layer, (x,))
+
+
+# ---------------------------------------------------------------------------------------
+# bfloat16: the layers keep bfloat16 and land within the stated bound of the float64 oracle
+# |y - y_ref| <= gamma_K(2^-24) * (|x| (*) |w| + |b|) + 2^-8 |y_ref| (+ 2^-134): float32
+# accumulation of K products, one final rounding to bfloat16 (convbench/tolerance.py)
+# ---------------------------------------------------------------------------------------
+
+BF16 = torch.bfloat16
+
+
+def _bf16_bound(ref, absref, terms):
+    u32, u_out = 2.0**-24, 2.0**-8
+    return terms * u32 / (1 - terms * u32) * np.abs(absref) + u_out * np.abs(ref) + 2.0**-134
+
+
+def _f64(t):
+    return t.detach().double().numpy()
+
+
+def _conv_layer_bf16(layer, x):
+    """(y, y_ref, bound) of a bfloat16 conv layer on x."""
+    from refimpl import conv as ref
+
+    kw = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+              groups=layer.groups, border=layer.border, cval=layer.cval)
+    y = layer(x)
+    xs, ws, bs = _f64(x), _f64(layer.weight), _f64(layer.bias)
+    y_ref = ref.conv(xs, ws, bs, **kw)
+    absref = ref.conv(np.abs(xs), np.abs(ws), np.abs(bs), **{**kw, "cval": abs(layer.cval)})
+    terms = layer.in_channels // layer.groups * math.prod(layer.kernel_size) + 1
+    return y, y_ref, _bf16_bound(y_ref, absref, terms)
+
+
+@pytest.mark.parametrize("args,kwargs,shape", [
+    ((16, 8, 3), dict(padding="same", stride=2, border="reflect"), (2, 16, 9, 8)),
+    ((6, 4, 3), dict(padding=1, groups=2, cval=0.5), (1, 6, 7)),
+    ((4, 2, 2), dict(padding=1, border="wrap"), (1, 4, 3, 4, 3)),
+], ids=str)
+def test_bfloat16_conv_layer_within_bound(args, kwargs, shape):
+    nsp = len(shape) - 2
+    layer = getattr(cnn, f"Conv{nsp}d")(*args, **kwargs, dtype=BF16)
+    x = rand(*shape, seed=11).to(BF16)
+    y, y_ref, tol = _conv_layer_bf16(layer, x)
+    assert y.dtype == BF16
+    err = np.abs(_f64(y) - y_ref)
+    assert (err <= tol).all(), float((err / tol).max())
+    assert (err > 0).any()     # rounded to bfloat16 indeed: the check has something to see
+
+
+def test_bfloat16_bound_rejects_bfloat16_accumulation():
+    # planted: each partial sum rounded to bfloat16 (the sum a bfloat16 kernel would do)
+    from refimpl import conv as ref
+
+    layer = cnn.Conv1d(32, 4, 3, padding=1, bias=False, dtype=BF16)
+    x = rand(2, 32, 16, seed=12).to(BF16)
+
+    xs, ws = _f64(x), _f64(layer.weight)
+    y_ref = ref.conv(xs, ws, padding=1)
+    tol = _bf16_bound(y_ref, ref.conv(np.abs(xs), np.abs(ws), padding=1), 32 * 3)
+    xp = F.pad(x, (1, 1))
+    acc = torch.zeros(2, 4, 16, dtype=BF16)
+    for c in range(32):
+        for r in range(3):
+            acc = acc + xp[:, c:c + 1, r:r + 16] * layer.weight[:, c, r].view(1, 4, 1)
+    assert (np.abs(_f64(acc) - y_ref) > tol).any()
+    y = layer(x)                                   # the layer itself stays within
+    assert (np.abs(_f64(y) - y_ref) <= tol).all()
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (cnn.MaxPool2d(3, 2, 1, ceil_mode=True), (2, 3, 9, 8)),
+    (cnn.AvgPool2d(3, 2, 1, count_include_pad=False), (2, 3, 9, 8)),
+    (cnn.AvgPool1d(4, 2), (2, 3, 11)),
+    (cnn.LPPool2d(2, 3), (1, 2, 7, 7)),
+    (cnn.MaxPool3d(2), (1, 2, 4, 4, 4)),
+], ids=repr)
+def test_bfloat16_pool_layer_within_bound(layer, shape):
+    from refimpl import pool as ref
+
+    x = rand(*shape, seed=13).to(BF16)
+    if isinstance(layer, cnn.LPPool2d):
+        x = x.abs()
+    y = layer(x)
+    assert y.dtype == BF16
+    xs = _f64(x)
+    if isinstance(layer, cnn.MaxPool2d | cnn.MaxPool3d):
+        y_ref = ref.max_pool(xs, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+                             layer.ceil_mode)
+        assert np.array_equal(_f64(y), y_ref)              # a max never rounds
+        return
+    if isinstance(layer, cnn.LPPool2d):
+        y_ref = ref.lp_pool(xs, layer.norm_type, layer.kernel_size, layer.stride,
+                            layer.ceil_mode)
+        # float32 roundings: 9 squares, 8 additions, the scaling by A/m (2), the root's
+        # pow (2 u): K = 21 on the scale |y|; then the final rounding to bfloat16
+        tol = _bf16_bound(y_ref, y_ref, 21)
+    else:
+        y_ref = ref.avg_pool(xs, layer.kernel_size, layer.stride, layer.padding,
+                             layer.ceil_mode, layer.count_include_pad, layer.divisor_override)
+        window = math.prod(layer.kernel_size) if isinstance(layer.kernel_size, tuple) \
+            else layer.kernel_size ** 2
+        tol = _bf16_bound(y_ref, ref.avg_pool(np.abs(xs), layer.kernel_size, layer.stride,
+                                              layer.padding, layer.ceil_mode,
+                                              layer.count_include_pad), window + 1)
+    err = np.abs(_f64(y) - y_ref)
+    assert (err <= tol).all(), float((err / tol).max())
+
+
+def test_bfloat16_layers_train():
+    model = torch.nn.Sequential(cnn.Conv2d(1, 4, 3, padding=1), cnn.MaxPool2d(2),
+                                cnn.AvgPool2d(2)).to(BF16)
+    x = rand(2, 1, 8, 8, seed=14).to(BF16).requires_grad_(True)
+    model(x).sum().backward()
+    assert x.grad.dtype == BF16 and model[0].weight.grad.dtype == BF16
+    assert torch.isfinite(x.grad.float()).all()
