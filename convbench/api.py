@@ -165,3 +165,37 @@ def gaussian(x, sigma, *, border="constant", cval=0.0, truncate=4.0, out_dtype=N
     """
     return plans.cached("gaussian", (x,), _X, (sigma, border, cval, truncate, out_dtype),
                         algorithm, accuracy)
+
+
+_BATCH_NORM = ("x", "running_mean", "running_var", "weight", "bias")
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, *, algorithm=None):
+    """torch.nn.functional.batch_norm: normalise each channel of x (N, C, *spatial), 0-3
+    spatial axes, and return y; in training, update running_mean and running_var in place.
+
+    training=True: the batch's per-channel mean and biased variance normalise,
+        y = (x - mean) / sqrt(var + eps) * weight + bias, and the running statistics
+        become (1 - momentum) * running + momentum * batch (the variance unbiased,
+        n / (n - 1)); they may be None (then nothing is updated).
+    training=False: running_mean and running_var (required) normalise.
+    weight, bias: (C,) or None (ones, zeros). momentum: a float (torch's layer passes
+        1 / num_batches_tracked for its cumulative average; so does convbench.nn).
+    The gradient (dx, dweight, dbias) is the op ``batch_norm_grad``:
+    ``convbench.api.apply("batch_norm_grad", (dy, x, running_mean, running_var, weight),
+    ("dy", "x", "running_mean", "running_var", "weight"), {"training": ..., "eps": ...})``.
+    """
+    from convbench.ops.batch_norm import fill_arrays, updatable
+
+    if training:
+        for name, a in (("running_mean", running_mean), ("running_var", running_var)):
+            updatable(a, name)
+    arrays = fill_arrays(x, running_mean, running_var, weight, bias, training)
+    y, new_mean, new_var = plans.cached("batch_norm", arrays, _BATCH_NORM,
+                                        (training, momentum, eps), algorithm, _DIRECT)
+    if training:
+        for given, new in ((running_mean, new_mean), (running_var, new_var)):
+            if given is not None and new is not given:
+                given[...] = new
+    return y

@@ -87,6 +87,9 @@ def make_array(recipe: str, shape, dtype, rng: np.random.Generator) -> np.ndarra
                 both must come out NaN
     ties        integer values -4..-1: every window holds equal values (which one a max
                 pool picks matters), and all are negative (padding must read as -inf)
+    offset      standard normal + 1000: |mean| / std ~ 1000 (a variance that cancels)
+    narrow      standard normal * 1e-3: a variance (1e-6) below the usual eps (1e-5)
+    positive    uniform in [0.5, 1.5] (variances)
     <kernel>    a named 3x3 kernel (identity, emboss, sharpen, edge, sobel), stacked to rank
     box         normalised box filter
     gauss<s>    sampled Gaussian with sigma s, e.g. gauss5
@@ -100,6 +103,11 @@ def make_array(recipe: str, shape, dtype, rng: np.random.Generator) -> np.ndarra
         return np.ones(shape, dtype)
     if recipe == "ties":
         return rng.integers(-4, 0, size=shape).astype(dtype)
+    if recipe in ("offset", "narrow"):
+        scale, shift = (1.0, 1000.0) if recipe == "offset" else (1e-3, 0.0)
+        return (rng.standard_normal(shape) * scale + shift).astype(dtype)
+    if recipe == "positive":
+        return rng.uniform(0.5, 1.5, size=shape).astype(dtype)
     if recipe == "wide" and np.dtype(dtype).kind in "iu":
         info = np.iinfo(dtype)
         lo, hi = (-(2**56), 2**56) if info.bits == 64 else (info.min, info.max)

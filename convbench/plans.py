@@ -167,6 +167,9 @@ class Plan:
             if mode is PRESENT:
                 return fn(*present, **kwargs)
             out = fn(*(host if to_native is None else map(to_native, host)), **kwargs)
+            if type(out) is tuple:       # several outputs (batch_norm)
+                return tuple(o if type(o) is type(present[0]) else _torch_from_numpy(
+                    o if type(o) is _ndarray else xp.to_numpy(o)) for o in out)
             if type(out) is not _ndarray:
                 return out if type(out) is type(present[0]) else xp.like(xp.to_numpy(out), present[0])
             return _torch_from_numpy(out)
@@ -266,6 +269,12 @@ class Plan:
             convert = choice.to_native or (lambda a: a)
             native = tuple(convert(xp.to_numpy(a)) for a in present)
         out = choice.function(*native, **choice.kwargs)
+        if type(out) is tuple:           # several outputs (batch_norm)
+            return tuple(self._returned(o, present) for o in out)
+        return self._returned(out, present)
+
+    def _returned(self, out, present):
+        """A candidate's result as the caller's kind of array."""
         lib = self.library
         if lib == "numpy":
             return out if type(out) is np.ndarray else xp.to_numpy(out)
@@ -382,7 +391,10 @@ def _finite(a) -> bool:
 
 
 def _numpy_of(out):
-    """A candidate's tensor result as numpy: its memory when it is a plain CPU tensor."""
+    """A candidate's tensor result as numpy: its memory when it is a plain CPU tensor
+    (each of them for an op with several outputs)."""
+    if type(out) is tuple:
+        return tuple(o if type(o) is _ndarray else _numpy_of(o) for o in out)
     try:
         return out.numpy()
     except (AttributeError, RuntimeError, TypeError):   # on a GPU, needing grad, bfloat16

@@ -20,7 +20,7 @@ import numpy as np
 from convbench import arrays as xp
 from convbench import values
 from convbench.cases import Case
-from convbench.ops import Bordered, Normwise
+from convbench.ops import Bordered, Normwise, SeveralOutputs
 from convbench.registry import Candidate, user_candidate
 from convbench.tolerance import bound, compare
 
@@ -50,7 +50,8 @@ class Row:
 
 @dataclass
 class Reference:
-    ref: np.ndarray               # oracle values (whole output, or at points)
+    ref: np.ndarray               # oracle values (whole output, or at points); a tuple
+                                  # per output for SeveralOutputs (the others whole)
     absref: np.ndarray            # the op on absolute values: the error bound's scale
     points: tuple | None          # index arrays of the sampled points, None when whole
     norms: tuple | None           # ||x padded||_2 (bounded), ||w||_2 (fft); max(|x|, |cval|)
@@ -91,6 +92,10 @@ def reference(case: Case) -> Reference:
         finite = [np.where(np.isfinite(a), a, 0) for a in arrays] if case.nonfinite else arrays
         norms, length = (values.norms(spec, finite), op.fft_sizes(spec)[1]) \
             if isinstance(op, Normwise) else (None, None)
+        if isinstance(op, SeveralOutputs):
+            points = None if op.work(spec) <= WHOLE_LIMIT else sample_points(case)
+            refs, scales = zip(*op.reference_outputs(spec, arrays, points))
+            return Reference(refs, scales, points, norms, length)
         if op.work(spec) <= WHOLE_LIMIT:
             return Reference(op.oracle(spec, arrays), op.error_scale(spec, arrays), None, norms, length)
         points = sample_points(case)
@@ -133,7 +138,15 @@ def native_inputs(candidate: Candidate, case: Case):
 
 
 def call(candidate: Candidate, case: Case, native):
-    out = case.spec.operation.call(candidate.function(), native, case.spec)
+    op = case.spec.operation
+    out = op.call(candidate.function(), native, case.spec)
+    if isinstance(op, SeveralOutputs):
+        if not isinstance(out, tuple) or len(out) != len(op.outputs):
+            raise TypeError(f"expected a tuple {op.outputs} from {candidate.name}, got "
+                            f"{type(out).__name__}")
+        for a in out:
+            xp.synchronize(a)
+        return out
     if isinstance(out, tuple):
         raise TypeError(f"expected one array from {candidate.name}, got a tuple")
     xp.synchronize(out)
@@ -181,6 +194,8 @@ def check_output(candidate: Candidate, case: Case, out) -> Row:
     spec = case.spec
     model = "exact" if values.exact_integer(spec) else candidate.error_model(spec)
     ref = reference(case)
+    if isinstance(spec.operation, SeveralOutputs):
+        return _check_outputs(candidate, case, out, model, ref)
     got = xp.to_numpy(out)
     expected_shape = tuple(spec.output_shape())
     if got.shape != expected_shape:
@@ -200,6 +215,32 @@ def check_output(candidate: Candidate, case: Case, out) -> Row:
     checked = "all" if ref.points is None else f"{len(ref.points[0])} points"
     return Row(spec.op, case.id, candidate.name, "pass" if verdict["passed"] else "FAIL",
                verdict["reason"], verdict["max_error"], verdict["worst"], checked, model)
+
+
+def _check_outputs(candidate: Candidate, case: Case, out, model: str, ref: Reference) -> Row:
+    """check_output for an op with several outputs: each under its own dtype's bound; the
+    row reports the first failure (named by output) and the worst ratio of all."""
+    spec, op = case.spec, case.spec.operation
+    worst, max_error = 0.0, 0.0
+    checked = "all" if ref.points is None else f"{len(ref.points[0])} points"
+    for k, (name, shape, dtype) in enumerate(zip(op.outputs, op.output_shapes(spec),
+                                                 op.output_dtypes(spec))):
+        got = xp.to_numpy(out[k])
+        if got.shape != tuple(shape):
+            return Row(spec.op, case.id, candidate.name, "FAIL",
+                       f"{name}: shape {got.shape}, expected {tuple(shape)}", error_model=model)
+        if k == 0 and ref.points is not None:
+            got = got[ref.points]
+        tol = bound(model, result_dtype=dtype, ref=ref.ref[k], absref=ref.absref[k],
+                    terms=op.terms(spec))
+        verdict = compare(got, ref.ref[k], tol,
+                          out_dtype=None if dtype == "bfloat16" else np.dtype(dtype))
+        if not verdict["passed"]:
+            return Row(spec.op, case.id, candidate.name, "FAIL", f"{name}: {verdict['reason']}",
+                       verdict["max_error"], verdict["worst"], checked, model)
+        worst = max(worst, verdict["worst"])
+        max_error = max(max_error, verdict["max_error"])
+    return Row(spec.op, case.id, candidate.name, "pass", "", max_error, worst, checked, model)
 
 
 def verify_case(candidate: Candidate, case: Case, timeout: float | None = None,

@@ -18,13 +18,15 @@ from convbench.ops import (REQUIRED, Asv, Bordered, Normwise, Operation, Through
 from convbench.spec import Spec
 
 PUBLIC = ("correlate", "convolve", "gaussian", "conv", "conv_transpose", "conv_grad_input",
-          "conv_grad_weight", "conv_grad_bias", "max_pool", "avg_pool", "lp_pool")
+          "conv_grad_weight", "conv_grad_bias", "max_pool", "avg_pool", "lp_pool", "batch_norm")
 # ops the harness verifies and benchmarks that have no convbench.<op> function
-NO_PUBLIC_FUNCTION = ("max_pool_grad", "avg_pool_grad", "lp_pool_grad", "conv_relu")
+NO_PUBLIC_FUNCTION = ("max_pool_grad", "avg_pool_grad", "lp_pool_grad", "conv_relu",
+                      "batch_norm_grad")
 # keywords of the library, not of the op: the choice of candidate and the accuracy contract
 LIBRARY_KEYWORDS = {"algorithm": None, "accuracy": "elementwise"}
-# arrays a call may leave out (conv's and conv_transpose's bias), passed as None
-OPTIONAL_ARRAYS = ("bias",)
+# arrays a call may leave out (conv's and conv_transpose's bias, batch_norm's weight and
+# bias), passed as None
+OPTIONAL_ARRAYS = ("bias", "weight")
 
 
 # ------------------------------------------------------------------ public signatures

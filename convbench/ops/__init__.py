@@ -26,7 +26,8 @@ Methods give the maths: ``normalize`` (validation), ``output_shape``, ``oracle``
 Hooks that only some ops have are protocols, not stubs: ``Bordered`` (border_zones: where
 verification samples), ``Normwise`` (fft_sizes: the 'fft' and 'iir' error models) and
 ``ThroughCorrelate`` (as_correlate, correlate_call: an op whose record ``reuses``
-correlate's candidates).
+correlate's candidates) and ``SeveralOutputs`` (an op whose candidates return a tuple:
+batch_norm's output and new running statistics).
 
 Adding an op: its oracle (refimpl/<family>.py), its record (here, in the family's
 ``OPS``), its candidates (candidates/<family>/, named in the record), its tests; and a
@@ -256,6 +257,25 @@ class ThroughCorrelate(Protocol):
         """(arrays, kwargs) of the correlate call that computes this op."""
 
 
+@runtime_checkable
+class SeveralOutputs(Protocol):
+    """An op whose candidates return a tuple of arrays, one per name in ``outputs``
+    (``output_shape`` and ``result_dtype`` describe the first). Verification compares each
+    output under its own dtype's bound; large first outputs at sampled points."""
+
+    outputs: tuple[str, ...]
+
+    def output_shapes(self, spec) -> tuple[tuple[int, ...], ...]:
+        """The shape of each output."""
+
+    def output_dtypes(self, spec) -> tuple[str, ...]:
+        """The dtype of each output."""
+
+    def reference_outputs(self, spec, arrays, points=None):
+        """Per output, (oracle values, error scale): the first output's at ``points``
+        (whole when None), the others whole."""
+
+
 class Derived(Mapping):
     """A read-only table computed from the records on every access: it is never stale
     (a test that replaces a record sees it everywhere) and a new op edits no table."""
@@ -300,10 +320,10 @@ def _fmt(value) -> str:
 
 def _table() -> tuple[dict[str, Operation], dict[str, str]]:
     # Explicit: each family module lists its ops; a new family is a new name here.
-    from convbench.ops import conv, correlate, gaussian, pool
+    from convbench.ops import batch_norm, conv, correlate, gaussian, pool
 
     table, families = {}, {}
-    for family in (correlate, conv, pool, gaussian):
+    for family in (correlate, conv, pool, gaussian, batch_norm):
         table.update(family.OPS)
         families.update(dict.fromkeys(family.OPS, family.__name__.rsplit(".", 1)[-1]))
     return table, families
