@@ -145,9 +145,9 @@ def build(layer: Layer, layers=None, seed: int = 0):
             with torch.no_grad():
                 peer.weight.uniform_(0.5, 1.5)
                 peer.bias.uniform_(-0.5, 0.5)
+        ours = cls(*layer.args, **layer.kwargs)
     finally:
         torch.random.set_rng_state(state)
-    ours = cls(*layer.args, **layer.kwargs)
     ours.load_state_dict(peer.state_dict())
     return {"convbench.nn": ours.train(), "torch.nn": peer.train()}
 

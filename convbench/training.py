@@ -107,9 +107,9 @@ def twin_models(dtype="float32", seed: int = 0, layers=None):
     try:
         torch.manual_seed(seed)
         peer = seed_cnn(torch.nn, dtype)
+        ours = seed_cnn(layers, dtype)    # its own initialisation draws too
     finally:  # the caller's random stream goes on as if nothing was drawn
         torch.random.set_rng_state(generator_state)
-    ours = seed_cnn(layers, dtype)
     ours.load_state_dict(peer.state_dict())
     return {"convbench.nn": ours, "torch.nn": peer}
 
