@@ -285,7 +285,7 @@ def _bench_nn(args) -> int:
                  title="convbench.nn against torch.nn, float32 (one interleaved run)",
                  caption="ratio: convbench's median over torch's (below 1: convbench is "
                          f"faster); threads {args.threads or os.cpu_count()}"))
-    return EXIT_FAIL if any(r["status"] == "FAIL" for r in rows) else EXIT_OK
+    return EXIT_FAIL if any(r["status"] in ("FAIL", "error") for r in rows) else EXIT_OK
 
 
 def _report_training(args) -> int:

@@ -294,6 +294,8 @@ def measure_layer(layer: Layer, protocol: Protocol = PROTOCOL, layers=None, seed
         modules, x, dy, failures = prepare(layer, layers, seed)
     except Unavailable as exc:
         return {**row, "status": "unavailable", "reason": str(exc)}
+    except Exception as exc:  # a layer that raises fails its own row; the run goes on
+        return {**row, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
     if failures:
         return {**row, "status": "FAIL",
                 "reason": "; ".join(f"{name}: {why}" for name, why in failures.items())}

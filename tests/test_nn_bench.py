@@ -133,6 +133,15 @@ def test_planted_bugs_are_rejected_and_not_timed(kind, bug, where, monkeypatch):
     assert row["status"] == "FAIL" and "forward_ratio" not in row
 
 
+def test_a_layer_that_raises_fails_its_own_row():
+    class Raises(torch.nn.Conv2d):
+        def forward(self, x):
+            raise RuntimeError("no kernel for this")
+
+    row = nn_bench.measure_layer(SMALL["conv"], TINY, _namespace(Conv2d=Raises))
+    assert row["status"] == "error" and "no kernel for this" in row["reason"]
+
+
 def test_a_missing_layer_is_unavailable():
     row = nn_bench.measure_layer(SMALL["conv"], TINY, types.SimpleNamespace())
     assert row["status"] == "unavailable" and "Conv2d" in row["reason"]

@@ -109,7 +109,7 @@ def test_layers_without_conv_are_refused():
 
 
 def test_float64_training_ends_with_the_same_parameters(digits64):
-    result = training.compare("float64", steps=20, batch_size=64, data=digits64)
+    result = training.compare("float64", steps=20, batch_size=16, data=digits64)
     assert result.parameter_difference <= 1e-9
     ours, peer = result.losses["convbench.nn"], result.losses["torch.nn"]
     assert len(ours) == len(peer) == 20
