@@ -53,6 +53,7 @@ NONFINITE = True
 BLOCK = 2048                 # values of one row per block (x and dy: 16 KiB in L1)
 ROW_BLOCK_BYTES = 16384      # (R, C) layout: rows per block so that a block is ~16 KiB
 JOBS_PER_THREAD = 4
+LANES = 64                   # partial sums of a block (float64, vectorised)
 
 
 def supports(spec):
@@ -63,94 +64,92 @@ def supports(spec):
 
 # ------------------------------------------------------------------------ numba kernels
 
-def _sum8(a, j0, j1):
-    """sum a[j0:j1] in float64, 8 partial sums."""
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    j = j0
-    while j + 8 <= j1:
-        s0 += a[j]
-        s1 += a[j + 1]
-        s2 += a[j + 2]
-        s3 += a[j + 3]
-        s4 += a[j + 4]
-        s5 += a[j + 5]
-        s6 += a[j + 6]
-        s7 += a[j + 7]
-        j += 8
-    while j < j1:
-        s0 += a[j]
-        j += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+def _sum_lanes(a, j0, j1, acc):
+    """sum a[j0:j1] in float64: LANES partial sums (acc, scratch), then the tail. The lanes
+    are a loop of runtime length that LLVM vectorises without reassociating anything (a
+    fixed 8 would be unrolled and left scalar: numba runs no SLP vectoriser); unsigned
+    indices drop the negative-index wraparound code."""
+    w = _U(acc.size)
+    for l in range(w):
+        acc[l] = 0.0
+    j, end = _U(j0), _U(j1)
+    while j + w <= end:
+        for l in range(w):
+            acc[l] += a[j + l]
+        j += w
+    total = 0.0
+    while j < end:
+        total += a[j]
+        j += _U(1)
+    for l in range(w):
+        total += acc[l]
+    return total
 
 
-def _squares8(a, j0, j1, m):
-    """sum (a[j0:j1] - m)**2 in float64, 8 partial sums."""
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    j = j0
-    while j + 8 <= j1:
-        d0 = a[j] - m
-        d1 = a[j + 1] - m
-        d2 = a[j + 2] - m
-        d3 = a[j + 3] - m
-        d4 = a[j + 4] - m
-        d5 = a[j + 5] - m
-        d6 = a[j + 6] - m
-        d7 = a[j + 7] - m
-        s0 += d0 * d0
-        s1 += d1 * d1
-        s2 += d2 * d2
-        s3 += d3 * d3
-        s4 += d4 * d4
-        s5 += d5 * d5
-        s6 += d6 * d6
-        s7 += d7 * d7
-        j += 8
-    while j < j1:
-        d0 = a[j] - m
-        s0 += d0 * d0
-        j += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+def _squares_lanes(a, j0, j1, m, acc):
+    """sum (a[j0:j1] - m)**2 in float64, as _sum_lanes."""
+    w = _U(acc.size)
+    for l in range(w):
+        acc[l] = 0.0
+    j, end = _U(j0), _U(j1)
+    while j + w <= end:
+        for l in range(w):
+            d = a[j + l] - m
+            acc[l] += d * d
+        j += w
+    total = 0.0
+    while j < end:
+        d = a[j] - m
+        total += d * d
+        j += _U(1)
+    for l in range(w):
+        total += acc[l]
+    return total
 
 
-def _cross8(a, d, j0, j1, m):
-    """(sum d[j0:j1], sum d * (a - m)) in float64, 4 partial sums each."""
-    t0 = t1 = t2 = t3 = 0.0
-    p0 = p1 = p2 = p3 = 0.0
-    j = j0
-    while j + 4 <= j1:
-        t0 += d[j]
-        t1 += d[j + 1]
-        t2 += d[j + 2]
-        t3 += d[j + 3]
-        p0 += d[j] * (a[j] - m)
-        p1 += d[j + 1] * (a[j + 1] - m)
-        p2 += d[j + 2] * (a[j + 2] - m)
-        p3 += d[j + 3] * (a[j + 3] - m)
-        j += 4
-    while j < j1:
-        t0 += d[j]
-        p0 += d[j] * (a[j] - m)
-        j += 1
-    return (t0 + t1) + (t2 + t3), (p0 + p1) + (p2 + p3)
+def _cross_lanes(a, d, j0, j1, m, acc, acc2):
+    """(sum d[j0:j1], sum d * (a - m)) in float64, as _sum_lanes."""
+    w = _U(acc.size)
+    for l in range(w):
+        acc[l] = 0.0
+        acc2[l] = 0.0
+    j, end = _U(j0), _U(j1)
+    while j + w <= end:
+        for l in range(w):
+            e = d[j + l] * 1.0
+            acc[l] += e
+            acc2[l] += e * (a[j + l] - m)
+        j += w
+    t = p = 0.0
+    while j < end:
+        e = d[j] * 1.0
+        t += e
+        p += e * (a[j] - m)
+        j += _U(1)
+    for l in range(w):
+        t += acc[l]
+        p += acc2[l]
+    return t, p
 
 
 def _plane_stats(r0, r1, x, dy, counts, sums, squares, dsums, cross, block):
     """Pass 1 on planes x (N*C, S): per row r in [r0, r1) and block k, the block's count,
     sum, squares about its mean and (dy given, size > 0) dy's sum and cross term."""
     s = x.shape[1]
+    acc, acc2 = np.empty(LANES), np.empty(LANES)
     for r in range(r0, r1):
         row = x[r]
         k = 0
         for j0 in range(0, s, block):
             j1 = min(j0 + block, s)
             n = j1 - j0
-            total = _sum8(row, j0, j1)
+            total = _sum_lanes(row, j0, j1, acc)
             m = total / n
             counts[r, k] = n
             sums[r, k] = total
-            squares[r, k] = _squares8(row, j0, j1, m)
+            squares[r, k] = _squares_lanes(row, j0, j1, m, acc)
             if dy.size > 0:
-                dsums[r, k], cross[r, k] = _cross8(row, dy[r], j0, j1, m)
+                dsums[r, k], cross[r, k] = _cross_lanes(row, dy[r], j0, j1, m, acc, acc2)
             k += 1
 
 
@@ -219,7 +218,12 @@ def _row_grad(b0, b1, x, dy, dx, mean, r, s1, s2, coef, m, rows):
             dx[i, c] = coef[c] * ((m * dy[i, c] - s1[c]) - ((x[i, c] - mean[c]) * r[c]) * s2[c])
 
 
-_NUMBA_FUNCTIONS = ("_sum8", "_squares8", "_cross8", "_plane_stats", "_row_stats",
+def _U(i):
+    """An unsigned index (numba's uint64 inside the kernels)."""
+    return i
+
+
+_NUMBA_FUNCTIONS = ("_sum_lanes", "_squares_lanes", "_cross_lanes", "_plane_stats", "_row_stats",
                     "_plane_affine", "_row_affine", "_plane_grad", "_row_grad")
 _KERNELS = {}
 _setup_lock = threading.Lock()
@@ -232,6 +236,7 @@ def _kernels():
             import numba
 
             module = globals()
+            module["_U"] = numba.uint64
             compiled = {}
             for name in _NUMBA_FUNCTIONS:
                 compiled[name] = numba.njit(cache=True, nogil=True, fastmath=False)(module[name])
