@@ -80,58 +80,77 @@ def make(op: str, arrays, kwargs: dict, algorithm=None, accuracy: str = "element
 @dataclass(frozen=True)
 class AxisWindows:
     """One axis of the chunk layout: the output chunks, and per output chunk the source
-    slices its window gathers and where each window position reads."""
+    slices its window gathers and the runs that copy them into the window."""
 
     chunks: tuple[int, ...]       # output chunk lengths
     pieces: tuple                 # per output chunk: ((source chunk, start, stop), ...)
-    reads: tuple                  # per output chunk: None (the gathered slices, in order)
-                                  # or window position -> gathered index (-1: cval)
+    runs: tuple                   # per output chunk, per piece: ((window slice, piece
+                                  # slice), ...), a piece slice stepping +1 or -1
+    length: tuple[int, ...]       # per output chunk: the window's length
+    filled: tuple[bool, ...]      # per output chunk: some window positions read cval
 
 
 def axis_windows(n: int, chunks, lo: int, hi: int, k: int, border: str) -> AxisWindows:
     """The windows of one axis of length ``n`` with source ``chunks``, halo ``(lo, hi)``
     and kernel extent ``k``: output chunk ``[a, b)`` reads positions ``[a - lo, b + k - 1
-    - lo)`` of the array, each mapped by ``border``.
+    - lo)`` of the array, each mapped by ``border`` (refimpl.pad.source_index).
 
     >>> w = axis_windows(5, (2, 2, 1), 1, 1, 3, "wrap")     # 'same', chunks of 2
-    >>> w.chunks, w.pieces[0]                               # reads x[4], x[0:3]
+    >>> w.chunks, w.pieces[0]                               # window x4 x0 x1 x2
     ((2, 2, 1), ((0, 0, 2), (1, 0, 1), (2, 0, 1)))
-    >>> w.reads[0].tolist()                                 # gathered: x0 x1 x2 x4
-    [3, 0, 1, 2]
+    >>> w.runs[0]                                           # x0 x1 -> window[1:3], ...
+    (((slice(1, 3, None), slice(0, 2, 1)),), ((slice(3, 4, None), slice(0, 1, 1)),), ((slice(0, 1, None), slice(0, 1, 1)),))
+    >>> axis_windows(4, (4,), 2, 0, 3, "symmetric").runs[0]  # x1 x0 | x0 ..: one reversed run
+    (((slice(0, 2, None), slice(1, None, -1)), (slice(2, 6, None), slice(0, 4, 1))),)
     >>> axis_windows(5, (2, 2, 1), 0, 0, 3, "wrap").chunks  # 'valid': 3 outputs
     (2, 1)
     """
     m = n + lo + hi - k + 1
     bounds = [0, *itertools.accumulate(chunks)]
     cuts = [b for b in bounds[:-1] if b < m] + [m]
-    pieces, reads = [], []
+    pieces, runs, length, filled = [], [], [], []
     for a, b in zip(cuts[:-1], cuts[1:]):
         sources = [source_index(t, n, border) for t in range(a - lo, b + k - 1 - lo)]
         p, r = _gather(sources, bounds)
         pieces.append(p)
-        reads.append(r)
+        runs.append(r)
+        length.append(len(sources))
+        filled.append(None in sources)
     return AxisWindows(tuple(b - a for a, b in zip(cuts[:-1], cuts[1:])), tuple(pieces),
-                       tuple(reads))
+                       tuple(runs), tuple(length), tuple(filled))
 
 
 def _gather(sources, bounds):
     """The source slices holding ``sources`` (array indices, None for cval), one per
-    source chunk touched, and each position's index into their concatenation (None when
-    that is the positions themselves, in order)."""
+    source chunk touched, and per slice the runs of window positions it fills."""
     needed = sorted({s for s in sources if s is not None})
     chunk_of = dict(zip(needed, (np.searchsorted(bounds, needed, side="right") - 1).tolist()))
-    pieces, offset, start = [], 0, {}
+    first, last = {}, {}
     for s in needed:
+        first.setdefault(chunk_of[s], s)
+        last[chunk_of[s]] = s + 1
+    order = sorted(first)
+    pieces = tuple((c, first[c] - bounds[c], last[c] - bounds[c]) for c in order)
+    runs = {c: [] for c in order}
+    for t, s in enumerate(sources):
+        if s is None:
+            continue
         c = chunk_of[s]
-        if c not in start:           # needed is sorted: the first index met in chunk c
-            last = max(t for t in needed if chunk_of[t] == c) + 1
-            pieces.append((c, s - bounds[c], last - bounds[c]))
-            start[c] = offset - s    # gathered index = start[c] + array index
-            offset += last - s
-    positions = [-1 if s is None else start[chunk_of[s]] + s for s in sources]
-    if positions == list(range(offset)):
-        return tuple(pieces), None
-    return tuple(pieces), np.asarray(positions, dtype=np.intp)
+        local = s - first[c]
+        mine = runs[c]
+        if mine:
+            t0, l0, step, count = mine[-1]
+            if t == t0 + count and local == l0 + step * count and step in (1, -1):
+                mine[-1] = (t0, l0, step, count + 1)
+                continue
+            if count == 1 and t == t0 + 1 and abs(local - l0) == 1:
+                mine[-1] = (t0, l0, local - l0, 2)
+                continue
+        mine.append((t, local, 1, 1))
+    return pieces, tuple(tuple((slice(t0, t0 + count),
+                                slice(l0, l0 + count, 1) if step == 1 else
+                                slice(l0, l0 - count if l0 - count >= 0 else None, -1))
+                               for t0, l0, step, count in runs[c]) for c in order)
 
 
 @dataclass(frozen=True)
@@ -146,50 +165,47 @@ class ChunkCall:
     window_dtype: str
     cval: float
 
-    def __call__(self, reads, crop, pieces, w=None):
-        window = _window(pieces, reads, self.cval, np.dtype(self.window_dtype))
+    def __call__(self, layout, crop, pieces, w=None):
+        window = _window(pieces, layout, self.cval, np.dtype(self.window_dtype))
         from convbench import api
 
         kw = dict(self.kwargs)
         if self.op == "gaussian":
             out = api.gaussian(window, kw.pop("sigma"), **kw, algorithm=self.algorithm,
                                accuracy=self.accuracy)
-            return np.ascontiguousarray(out[crop])
+            return out[crop]      # a view: its base is the window's result, 2r per axis more
         fn = api.correlate if self.op == "correlate" else api.convolve
         kw.update(padding="valid", origin=0)
         return fn(window, w, **kw, algorithm=self.algorithm, accuracy=self.accuracy)
 
 
-def _window(pieces, reads, cval, dtype) -> np.ndarray:
-    """Concatenate the gathered slices (nested lists, one level per axis), then map each
-    window position to the index it reads (-1: cval)."""
-    buffer = _block(pieces)
-    if buffer.dtype != dtype:
-        buffer = buffer.astype(dtype)
-    if all(r is None for r in reads):
-        return buffer
-    shape = tuple(buffer.shape[a] if r is None else len(r) for a, r in enumerate(reads))
-    inside, taken = [], buffer
-    for axis, r in enumerate(reads):
-        if r is None:
-            inside.append(slice(None))
-            continue
-        valid = np.flatnonzero(r >= 0)
-        inside.append(slice(int(valid[0]), int(valid[-1]) + 1))  # the array's part is one run
-        taken = np.take(taken, r[valid], axis=axis)
-    if tuple(taken.shape) == shape:
-        return taken
-    window = np.full(shape, cval, dtype)
-    window[tuple(inside)] = taken
+def _window(pieces, layout, cval, dtype) -> np.ndarray:
+    """The window from its source slices (nested lists, one level per axis) in one copy.
+    ``layout``: per axis (runs per piece, window length, filled with cval)."""
+    flat = []
+    _flatten(pieces, (), flat)
+    runs = [axis[0] for axis in layout]
+    shape = tuple(axis[1] for axis in layout)
+    if len(flat) == 1:
+        index, piece = flat[0]
+        whole = all(len(r[0]) == 1 and r[0][0][1] == slice(0, n, 1) and piece.shape[a] == n
+                    for a, (r, n) in enumerate(zip(runs, shape)))
+        if whole and piece.dtype == dtype:
+            return piece                      # the window is one source slice as it is
+    filled = any(axis[2] for axis in layout)
+    window = np.full(shape, cval, dtype) if filled else np.empty(shape, dtype)
+    for index, piece in flat:
+        for combo in itertools.product(*(runs[a][i] for a, i in enumerate(index))):
+            window[tuple(ws for ws, _ in combo)] = piece[tuple(ps for _, ps in combo)]
     return window
 
 
-def _block(pieces):
-    """np.block without the copy for a window inside one chunk."""
-    inner = pieces
-    while isinstance(inner, list) and len(inner) == 1:
-        inner = inner[0]
-    return inner if not isinstance(inner, list) else np.block(pieces)
+def _flatten(nested, index, out) -> None:
+    if isinstance(nested, list):
+        for i, item in enumerate(nested):
+            _flatten(item, index + (i,), out)
+    else:
+        out.append((index, nested))
 
 
 class DaskPlan:
@@ -298,10 +314,11 @@ class DaskPlan:
             per_axis = [axes[a].pieces[j] for a, j in enumerate(block)]
             chunk_shape = [x.chunks[a] for a in range(x.ndim)]
             pieces = self._pieces(x.name, piece, block, per_axis, chunk_shape, layer)
-            reads = tuple(axes[a].reads[j] for a, j in enumerate(block))
+            layout = tuple((axes[a].runs[j], axes[a].length[j], axes[a].filled[j])
+                           for a, j in enumerate(block))
             crop = tuple(slice(lo, lo + axes[a].chunks[j]) for a, (j, (lo, _))
                          in enumerate(zip(block, self.halo)))
-            task = functools.partial(self.call, reads, crop)
+            task = functools.partial(self.call, layout, crop)
             layer[(name,) + block] = (task, pieces) if w_key is None else (task, pieces, w_key)
         graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)
         return da.Array(graph, name, tuple(a.chunks for a in axes),
