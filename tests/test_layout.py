@@ -28,7 +28,7 @@ FAMILIES = sorted(p.name for p in (ROOT / "candidates").iterdir()
 LIBRARY_OF_SUFFIX = {"numpy": "numpy", "scipy": "scipy", "opencv": "cv2", "torch": "torch",
                      "cupy": "cupy", "numba": "numba", "triton": "triton", "ducc": "ducc0"}
 # asv suites that time the library itself rather than one op family's candidates
-HARNESS_SUITES = {"dispatch", "nn_bench", "training"}
+HARNESS_SUITES = {"dispatch", "nn_bench", "training", "dask"}
 REFIMPL_ALLOWED_FROM_CANDIDATES = {"refimpl.geometry", "refimpl.pad", "refimpl.dtypes"}
 # what candidates of every family share (plain modules under candidates/, no op family)
 SHARED_HOMES = {"candidates.runtime", "candidates.torch_support", "candidates.triton_support"}
