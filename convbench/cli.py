@@ -235,6 +235,8 @@ def cmd_bench(args) -> int:
         return _bench_dispatch(args)
     if args.suite == NN_SUITE:
         return _bench_nn(args)
+    if args.suite == DASK_SUITE:
+        return _bench_dask(args)
     _check_results_dir(args)
     _, code = _bench(args, args.suite, _ops(args))
     return code
@@ -262,6 +264,32 @@ def _bench_dispatch(args) -> int:
     print(f"largest overhead {worst:.1f} us over the chosen candidate's direct call "
           f"(target <= {dispatch.TARGET_US:g} us); threads {args.threads or 1}")
     return EXIT_OK
+
+
+DASK_SUITE = "dask"
+
+
+def _bench_dask(args) -> int:
+    """convbench on dask arrays beside dask-image's ndfilters on one LocalCluster of worker
+    processes and the same chunks (convbench.dask_arrays.bench): each verified at sampled
+    points against the oracle, then timed interleaved; seconds, ratios over dask-image."""
+    from convbench.dask_arrays import bench
+    from convbench.table import console, render
+    from convbench.timing import Protocol
+
+    calls = [c for c in bench.CALLS if not args.filter or any(f in c.name for f in _split(args.filter))]
+    if not calls:
+        raise ValueError(f"no dask calls match; the calls: {[c.name for c in bench.CALLS]}")
+    protocol = Protocol(warmup_s=0.0, sample_s=0.0, samples=7 if args.protocol == "quick" else 15,
+                        max_s=3600)
+    rows = bench.measure(calls, protocol=protocol, progress=lambda line: print(line, file=sys.stderr))
+    shape = rows[0]["shape"]
+    print(render(bench.format_rows(rows), console(), status=("status",),
+                 title=f"convbench against dask-image on dask arrays: float32 {shape}, chunks "
+                       f"{rows[0]['chunks']}, {rows[0]['workers']} (one interleaved run)",
+                 caption="ratio: the median over dask-image's (below 1: convbench is faster); "
+                         f"worker threads: {rows[0]['worker_threads']}"))
+    return EXIT_FAIL if any(r["status"] != "pass" for r in rows) else EXIT_OK
 
 
 NN_SUITE = "nn"
