@@ -152,5 +152,5 @@ def test_training_report_writes_the_curves_and_the_step_table(tmp_path):
     png, md = written
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     body = md.read_text()
-    assert "| 8 |" in body and "convbench.nn" in body and "torch.nn" in body
+    assert "| 8 | 1 |" in body and "convbench.nn" in body and "torch.nn" in body
     assert "3 SGD steps of batch 16" in text
