@@ -155,31 +155,42 @@ def _plane_stats(r0, r1, x, dy, counts, sums, squares, dsums, cross, block):
 
 def _row_stats(b0, b1, x, dy, counts, sums, squares, dsums, cross, rows):
     """Pass 1 on (R, C) rows: per block k in [b0, b1) of ``rows`` rows, per channel the
-    same quantities as _plane_stats (arrays (blocks, C))."""
+    same quantities as _plane_stats (arrays (blocks, C)); the channels are the lanes."""
     r_all, c_all = x.shape
+    w = _U(c_all)
+    gradient = dy.shape[0] > 0
     for k in range(b0, b1):
         i0 = k * rows
         i1 = min(i0 + rows, r_all)
         n = i1 - i0
-        for c in range(c_all):
-            sums[k, c] = 0.0
-            squares[k, c] = 0.0
-            dsums[k, c] = 0.0
-            cross[k, c] = 0.0
-        for i in range(i0, i1):
-            for c in range(c_all):
-                sums[k, c] += x[i, c]
-        for c in range(c_all):
+        s, q, t, p = sums[k], squares[k], dsums[k], cross[k]
+        for c in range(w):
+            s[c] = 0.0
+            q[c] = 0.0
+            t[c] = 0.0
+            p[c] = 0.0
             counts[k, c] = n
         for i in range(i0, i1):
-            for c in range(c_all):
-                d = x[i, c] - sums[k, c] / n
-                squares[k, c] += d * d
-        if dy.shape[0] > 0:
+            xr = x[i]
+            for c in range(w):
+                s[c] += xr[c]
+        for c in range(w):
+            counts[k, c] = s[c] / n          # the block mean, until the end of the block
+        m = counts[k]
+        for i in range(i0, i1):
+            xr = x[i]
+            for c in range(w):
+                d = xr[c] - m[c]
+                q[c] += d * d
+        if gradient:
             for i in range(i0, i1):
-                for c in range(c_all):
-                    dsums[k, c] += dy[i, c]
-                    cross[k, c] += dy[i, c] * (x[i, c] - sums[k, c] / n)
+                xr, dr = x[i], dy[i]
+                for c in range(w):
+                    e = dr[c] * 1.0
+                    t[c] += e
+                    p[c] += e * (xr[c] - m[c])
+        for c in range(w):
+            counts[k, c] = n
 
 
 def _plane_affine(r0, r1, x, y, channels, shift, scale, offset):
@@ -189,15 +200,17 @@ def _plane_affine(r0, r1, x, y, channels, shift, scale, offset):
         c = r % channels
         a, m, b = scale[c], shift[c], offset[c]
         xr, yr = x[r], y[r]
-        for j in range(s):
+        for j in range(_U(s)):
             yr[j] = (xr[j] - m) * a + b
 
 
 def _row_affine(b0, b1, x, y, shift, scale, offset, rows):
     r_all, c_all = x.shape
+    w = _U(c_all)
     for i in range(b0 * rows, min(b1 * rows, r_all)):
-        for c in range(c_all):
-            y[i, c] = (x[i, c] - shift[c]) * scale[c] + offset[c]
+        xr, yr = x[i], y[i]
+        for c in range(w):
+            yr[c] = (xr[c] - shift[c]) * scale[c] + offset[c]
 
 
 def _plane_grad(r0, r1, x, dy, dx, channels, mean, r, s1, s2, coef, m):
@@ -207,15 +220,17 @@ def _plane_grad(r0, r1, x, dy, dx, channels, mean, r, s1, s2, coef, m):
         c = row % channels
         mu, rc, a1, a2, k = mean[c], r[c], s1[c], s2[c], coef[c]
         xr, dr, out = x[row], dy[row], dx[row]
-        for j in range(s):
+        for j in range(_U(s)):
             out[j] = k * ((m * dr[j] - a1) - ((xr[j] - mu) * rc) * a2)
 
 
 def _row_grad(b0, b1, x, dy, dx, mean, r, s1, s2, coef, m, rows):
     r_all, c_all = x.shape
+    w = _U(c_all)
     for i in range(b0 * rows, min(b1 * rows, r_all)):
-        for c in range(c_all):
-            dx[i, c] = coef[c] * ((m * dy[i, c] - s1[c]) - ((x[i, c] - mean[c]) * r[c]) * s2[c])
+        xr, dr, out = x[i], dy[i], dx[i]
+        for c in range(w):
+            out[c] = coef[c] * ((m * dr[c] - s1[c]) - ((xr[c] - mean[c]) * r[c]) * s2[c])
 
 
 def _U(i):
