@@ -87,6 +87,12 @@ winograd Winograd minimal filtering F(2x2,3x3) of a 3x3 stride-1 2-D conv layer
         elementwise form of this kind; winograd_windows raises), and the normwise
         constant is 29.33^2 = 860: a tolerance near the outputs' own size.
 
+Scales worked out per op: where |x| (*) |w| is not the right absref, the op's record gives
+one and the 'direct' model multiplies it by gamma_K(u). batch_norm (convbench/ops/
+batch_norm.py) is the main case: its absref adds the statistics' errors divided by gamma_K,
+the variance's cancellation among them, mean((|x| + |mean|)**2) / var: a float32 result's
+tolerance grows with |mean| / std (about 1000x on data with |mean| / std = 1000).
+
 Integer results (``out_dtype``): a candidate's value must lie in
 [round_sat(y_ref - tol), round_sat(y_ref + tol)] with tol from the floating model used to
 compute it: a sum that sits on .5 within rounding may round either way, nothing else.

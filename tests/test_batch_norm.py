@@ -427,3 +427,25 @@ def test_seed_and_layer_cases_verified(op):
     cases = suite("seed", op) + suite("layers", op)
     report = verify_candidates(registry.candidates(op), cases)
     assert report.passed and report.counts()["pass"] == 2 * len(cases), str(report)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_float_tensors_within_their_bound(dtype):
+    """float16 and bfloat16 tensors through convbench.batch_norm: computed in float32 and
+    rounded once, within the op's bound with the half float's final rounding."""
+    from convbench.spec import Spec
+
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.normal(3, 2, (4, 3, 5, 5)).astype(np.float32)).to(dtype)
+    w = torch.from_numpy(rng.normal(size=3).astype(np.float32)).to(dtype)
+    b = torch.from_numpy(rng.normal(size=3).astype(np.float32)).to(dtype)
+    rm, rv = torch.zeros(3, dtype=dtype), torch.ones(3, dtype=dtype)
+    y = convbench.batch_norm(x, rm, rv, w, b, training=True)
+    assert y.dtype == dtype and rm.dtype == dtype
+    name = str(dtype).replace("torch.", "")
+    spec = Spec.make("batch_norm", [tuple(x.shape)] + [(3,)] * 4, [name] * 5, training=True)
+    arrays = [a.float().numpy() for a in (x, torch.zeros(3), torch.ones(3), w, b)]
+    for got, (ref, scale) in zip((y, rm, rv), spec.operation.reference_outputs(spec, arrays)):
+        tol = bound("direct", result_dtype=name, ref=ref, absref=scale, terms=10)
+        verdict = compare(got.float().numpy(), ref, tol)
+        assert verdict["passed"], verdict

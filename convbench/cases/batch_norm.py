@@ -13,15 +13,16 @@ from convbench.spec import Spec
 
 
 def batch_norm_case(op, x_shape, dtype="float32", data="random", strided=False, name="",
-                    tags=(), **kwargs) -> Case:
-    """A case of batch_norm or batch_norm_grad on x of ``x_shape`` (all arrays ``dtype``)."""
+                    tags=(), dy_data="random", **kwargs) -> Case:
+    """A case of batch_norm or batch_norm_grad on x of ``x_shape`` (all arrays ``dtype``);
+    ``data`` fills x, ``dy_data`` the gradient's dy."""
     c = (x_shape[1],)
     if op == "batch_norm":
         shapes = (x_shape, c, c, c, c)
         recipes = (data, "random", "positive", "random", "random")
     else:
         shapes = (x_shape, x_shape, c, c, c)
-        recipes = ("random", data, "random", "positive", "random")
+        recipes = (dy_data, data, "random", "positive", "random")
         kwargs.pop("momentum", None)
     spec = Spec.make(op, shapes, (dtype,) * len(shapes), **kwargs)
     return Case(spec, recipes, strided, name, tuple(tags))
@@ -52,8 +53,12 @@ _SMALL = [
 
 
 def small_cases(op: str) -> list[Case]:
-    return [batch_norm_case(op, shape, dtype, data, strided, **kw)
-            for shape, dtype, data, strided, kw in _SMALL]
+    cases = [batch_norm_case(op, shape, dtype, data, strided, **kw)
+             for shape, dtype, data, strided, kw in _SMALL]
+    if op == "batch_norm_grad":     # NaN and Inf in dy, in training and in eval
+        cases += [batch_norm_case(op, (3, 2, 5), "float32", dy_data="nonfinite", training=True),
+                  batch_norm_case(op, (3, 2, 5), "float64", dy_data="nonfinite")]
+    return cases
 
 
 def seed_cases(op: str) -> list[Case]:
