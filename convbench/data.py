@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from convbench.dtypes import bfloat16_values
+
 # Named 3x3 kernels of the seed workloads (emboss, sharpen and edge are the seed-rgb-filters ones).
 NAMED_KERNELS = {
     "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
@@ -95,8 +97,13 @@ def make_array(recipe: str, shape, dtype, rng: np.random.Generator) -> np.ndarra
     gauss<s>    sampled Gaussian with sigma s, e.g. gauss5
     <photo>     a real photograph cropped or tiled to shape (camera, moon, coins, text,
                 brick; astronaut, coffee, chelsea are RGB)
+
+    dtype 'bfloat16' (numpy has none) gives the float32 recipe rounded to bfloat16, held
+    in float32: verification hands it to candidates as a bfloat16 tensor.
     """
     shape = tuple(shape)
+    if dtype == "bfloat16":     # numpy has none: float32 arrays holding bfloat16 values
+        return bfloat16_values(make_array(recipe, shape, "float32", rng))
     if recipe == "random":
         return _random(shape, dtype, rng)
     if recipe == "ones":

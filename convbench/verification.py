@@ -134,7 +134,19 @@ def time_limit(seconds: float):
 
 
 def native_inputs(candidate: Candidate, case: Case):
-    return tuple(candidate.to_native(a) for a in case.arrays())
+    """The case's arrays as the candidate takes them (its to_native). A bfloat16 array is
+    held in float32 (numpy has no bfloat16; its values are bfloat16 ones, convbench.data)
+    and reaches the candidate as a bfloat16 tensor."""
+    return tuple(_as_bfloat16(candidate.to_native(a)) if d == "bfloat16" else candidate.to_native(a)
+                 for a, d in zip(case.arrays(), case.spec.dtypes))
+
+
+def _as_bfloat16(native):
+    if xp.library_of(native) != "torch":
+        return native
+    import torch
+
+    return native.to(torch.bfloat16)
 
 
 def call(candidate: Candidate, case: Case, native):
@@ -175,6 +187,9 @@ def skip_reason(candidate: Candidate, case: Case) -> tuple[str, str] | None:
     reason = candidate.supports(case.spec)
     if reason:
         return "unsupported", reason
+    if "bfloat16" in case.spec.dtypes and candidate.module_path is None:
+        return "unsupported", ("bfloat16 cases are for candidate modules taking torch tensors "
+                               "(a function given numpy arrays cannot hold bfloat16)")
     reason = too_costly(candidate, case)
     if reason:
         return "skipped", reason
@@ -196,6 +211,13 @@ def check_output(candidate: Candidate, case: Case, out) -> Row:
     ref = reference(case)
     if isinstance(spec.operation, SeveralOutputs):
         return _check_outputs(candidate, case, out, model, ref)
+    try:
+        result_dtype = spec.operation.result_dtype(spec)
+    except TypeError:               # a bfloat16 result: numpy has no such dtype
+        result_dtype = "bfloat16"
+        if xp.dtype_name(out) != "bfloat16":
+            return Row(spec.op, case.id, candidate.name, "FAIL",
+                       f"dtype {xp.dtype_name(out)}, expected bfloat16", error_model=model)
     got = xp.to_numpy(out)
     expected_shape = tuple(spec.output_shape())
     if got.shape != expected_shape:
@@ -203,15 +225,15 @@ def check_output(candidate: Candidate, case: Case, out) -> Row:
                    f"shape {got.shape}, expected {expected_shape}", error_model=model)
     if ref.points is not None:
         got = got[ref.points]
-    result_dtype = spec.operation.result_dtype(spec)
-    float_dtype = result_dtype if result_dtype.kind in "fc" else \
-        spec.operation.result_dtype(spec.replace(out_dtype=None))
+    float_dtype = result_dtype if result_dtype == "bfloat16" or result_dtype.kind in "fc" \
+        else spec.operation.result_dtype(spec.replace(out_dtype=None))
     terms, absref = spec.operation.terms(spec), ref.absref
     if model == "winograd":
         terms, absref = _winograd_scale(case)
     tol = bound(model, result_dtype=float_dtype, ref=ref.ref, absref=absref,
                 terms=terms, norms=ref.norms, length=ref.length)
-    verdict = compare(got, ref.ref, tol, out_dtype=result_dtype)
+    verdict = compare(got, ref.ref, tol,
+                      out_dtype=None if result_dtype == "bfloat16" else result_dtype)
     checked = "all" if ref.points is None else f"{len(ref.points[0])} points"
     return Row(spec.op, case.id, candidate.name, "pass" if verdict["passed"] else "FAIL",
                verdict["reason"], verdict["max_error"], verdict["worst"], checked, model)

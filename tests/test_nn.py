@@ -573,3 +573,123 @@ def test_bfloat16_layers_train():
     model(x).sum().backward()
     assert x.grad.dtype == BF16 and model[0].weight.grad.dtype == BF16
     assert torch.isfinite(x.grad.float()).all()
+
+
+# ---------------------------------------------------------------------------------------
+# bfloat16 in the verifier: the 'bfloat16' suite (tensors only, so apart from 'small')
+# ---------------------------------------------------------------------------------------
+
+LAYER_OPS = ("conv", "conv_transpose", "conv_grad_input", "conv_grad_weight", "conv_grad_bias",
+             "conv_relu", "max_pool", "avg_pool", "lp_pool", "max_pool_grad", "avg_pool_grad",
+             "lp_pool_grad")
+
+
+@pytest.mark.parametrize("op", LAYER_OPS)
+def test_verifier_accepts_the_bfloat16_cases(op):
+    from convbench import registry, verification
+    from convbench.cases import suite
+
+    cases = suite("bfloat16", op)
+    assert cases and all(set(c.spec.dtypes) == {"bfloat16"} for c in cases)
+    report = verification.verify_candidates(registry.candidates(op), cases)
+    assert report.passed, str(report)
+    torch_cpu = "conv_torch" if op.startswith("conv") else "pool_torch"
+    for row in report.rows:
+        if row.candidate == torch_cpu:
+            assert row.status == "pass" and row.worst <= 1, row
+        elif row.status == "unsupported":
+            assert "bfloat16" in row.detail, row
+        else:
+            assert row.status == "unavailable", row      # GPU candidates on this machine
+
+
+def _planted(op, fn):
+    """A candidate module (torch tensors in) whose ``op`` is ``fn``."""
+    import types
+
+    from candidates.torch_support import to_native
+    from convbench.registry import Candidate
+
+    module = types.ModuleType("planted")
+    module.LIBRARY, module.DEVICE, module.ERROR = "torch", "cpu", "direct"
+    module.supports = lambda spec: None
+    module.to_native = to_native
+    setattr(module, op, fn)
+    return Candidate(op, fn.__name__, module_path="tests.planted", _module=module)
+
+
+def _conv_channel_sums_in_bfloat16(x, w, bias=None, **kw):
+    """planted: per-channel convs summed in bfloat16 (each partial sum rounded)."""
+    from candidates.conv.conv_torch import conv
+
+    groups = kw.get("groups", 1)
+    per_group = x.shape[1] // groups
+    out = None
+    for c in range(per_group):
+        xs = torch.cat([x[:, g * per_group + c:g * per_group + c + 1] for g in range(groups)], 1)
+        part = conv(xs, w[:, c:c + 1].contiguous(), **{**kw, "groups": groups})
+        out = part if out is None else out + part                  # bfloat16 addition
+    return out if bias is None else out + bias.view(1, -1, *([1] * (x.ndim - 2)))
+
+
+def _conv_float32_result(x, w, bias=None, **kw):
+    """planted: computed right, but handed back in float32 instead of bfloat16."""
+    from candidates.conv.conv_torch import conv
+
+    return conv(x.float(), w.float(), None if bias is None else bias.float(), **kw)
+
+
+def _avg_pool_sum_in_bfloat16(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                              count_include_pad=True, divisor_override=None):
+    """planted: avg_pool over bfloat16 values in bfloat16 arithmetic (torch's BFloat16 kernel
+    without a float32 accumulator is what this imitates: the window sum rounded per tap)."""
+    n = x.ndim - 2
+    k = (kernel_size,) * n if isinstance(kernel_size, int) else tuple(kernel_size)
+    pooled = F.avg_pool2d if n == 2 else None
+    if pooled is None or padding or ceil_mode or divisor_override:
+        from candidates.pool.pool_torch import avg_pool
+
+        return avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override)
+    s = k if stride is None else ((stride,) * n if isinstance(stride, int) else tuple(stride))
+    windows = x.unfold(2, k[0], s[0]).unfold(3, k[1], s[1])
+    total = torch.zeros(windows.shape[:4], dtype=torch.bfloat16)
+    for i in range(k[0]):
+        for j in range(k[1]):
+            total = total + windows[..., i, j]
+    return total / (k[0] * k[1])
+
+
+@pytest.mark.parametrize("op,fn,expect", [
+    ("conv", _conv_channel_sums_in_bfloat16, "error"),
+    ("conv", _conv_float32_result, "dtype float32, expected bfloat16"),
+    ("avg_pool", _avg_pool_sum_in_bfloat16, "error"),
+])
+def test_verifier_rejects_planted_bfloat16_mistakes(op, fn, expect):
+    from convbench import verification
+    from convbench.cases import suite
+
+    report = verification.verify_candidates([_planted(op, fn)], suite("bfloat16", op))
+    assert not report.passed
+    assert all(r.status in ("pass", "FAIL") for r in report.rows), str(report)
+    assert any(expect in r.detail for r in report.failures), str(report)
+
+
+def test_user_functions_are_not_given_bfloat16_cases():
+    import convbench
+    from convbench.cases import suite
+
+    report = convbench.verify("max_pool", lambda x, *a, **k: x, cases=suite("bfloat16",
+                                                                           "max_pool"))
+    assert {r.status for r in report.rows} == {"unsupported"}
+    assert all("bfloat16" in r.detail for r in report.rows)
+
+
+def test_bfloat16_case_arrays_hold_bfloat16_values():
+    from convbench.cases import suite
+
+    for case in suite("bfloat16", "conv")[:2] + suite("bfloat16", "avg_pool")[:2]:
+        for a in case.arrays():
+            assert a.dtype == np.float32
+            t = torch.from_numpy(np.ascontiguousarray(a))
+            assert torch.equal(t.to(BF16).float(), t)          # exactly representable

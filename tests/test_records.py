@@ -186,7 +186,8 @@ def test_suites_are_the_records():
         for name, builder in record.suites.items():
             assert merged[name][op] is builder
     assert sum(map(len, merged.values())) == sum(len(r.suites) for r in all_ops().values())
-    assert {"small", "quick", "seed", "images", "real", "layers", "gpu"} == set(merged)
+    assert {"small", "quick", "seed", "images", "real", "layers", "gpu",
+            "bfloat16"} == set(merged)
 
 
 def test_asv_selections_are_the_records():

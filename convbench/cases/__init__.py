@@ -14,6 +14,8 @@ The suites:
     real      real photographs with the seed kernels
     layers    DeepBench, ResNet-50, VGG-16 and convnet-benchmarks layers (N scaled for
               CPU) and pooling shapes
+    bfloat16  verification of the layer form and pooling on bfloat16 tensors (apart from
+              small: numpy has no bfloat16, so only candidates taking tensors run them)
 """
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ small    verification (each oracle computed whole: tiny shapes): 1-3 spatial axe
          padding form ('same' with stride 1, 2 and 3), stride phases, dilation, groups
          (depthwise, C = 1), bias, every border (padding wider than the input included),
          float64/float32/float16, non-contiguous inputs, a kernel as large as the padded input
+bfloat16 verification of bfloat16 tensors (numpy has no bfloat16, so a function taking
+         numpy arrays cannot be given these: they are kept out of small): every op, 1-3
+         spatial axes, bias, 'same' with stride, borders, a non-contiguous input
 quick    seed-multifilter and DeepBench D4 at N = 1
 layers   the network layers (DeepBench, ResNet-50, VGG-16, convnet-benchmarks; CONTRIBUTING.md,
          "Workloads") at N = 1 (the id carries N through the shape), forward
@@ -154,6 +157,34 @@ def small_bias_cases(op="conv_grad_bias"):
         ((1, 2, 3, 4, 3), "float64", False),
         ((1, 1, 1), "float64", False),
     )] + [make_case(op, [(2, 3, 5, 5)], "float64", data=("nonfinite",))]
+
+
+def bfloat16_cases(op):
+    """bfloat16 tensors, verified like float16: float32 accumulation and one final rounding
+    (u = 2^-8; convbench/tolerance.py). Only candidates taking torch tensors run them."""
+    c = []
+    add = lambda *a, **k: c.append(layer_case(op, *a, **k))  # noqa: E731
+    if op == "conv_transpose":
+        add((1, 3, 5, 5), (3, 2, 3, 3), "bfloat16", bias=True, stride=2, padding=1,
+            output_padding=1)
+        add((1, 2, 4), (2, 2, 3), "bfloat16", stride=2, dilation=2)
+        add((1, 2, 3, 3, 3), (2, 2, 2, 2, 2), "bfloat16", stride=2, strided=True)
+        return c
+    if op == "conv_relu":
+        return [Case(Spec.make(op, c.spec.shapes, c.spec.dtypes, **c.spec.kwargs), c.data,
+                     c.strided) for c in bfloat16_cases("conv")]
+    if op == "conv_grad_bias":
+        return [make_case(op, [(2, 3, 6, 6)], "bfloat16"),
+                make_case(op, [(3, 2, 4, 5)], "bfloat16", strided=True)]
+    bias = op == "conv"
+    add((1, 3, 8, 8), (4, 3, 3, 3), "bfloat16", bias=bias, padding=1)
+    add((1, 16, 6, 5), (4, 16, 3, 3), "bfloat16", bias=bias, padding="same", stride=2,
+        border="symmetric")                                    # K = 144 terms
+    add((1, 4, 9), (4, 2, 3), "bfloat16", groups=2, dilation=2, padding=2, border="wrap")
+    add((1, 2, 6, 5), (3, 2, 3, 3), "bfloat16", padding=((2, 1), (1, 2)), border="constant",
+        cval=1.5)
+    add((1, 2, 4, 4, 4), (2, 2, 3, 3, 3), "bfloat16", padding=1, border="edge", strided=True)
+    return c
 
 
 # ---------------------------------------------------------------------------------------

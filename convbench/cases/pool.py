@@ -158,6 +158,39 @@ def small_lp_cases(op: str) -> list[Case]:
             for shape, dtype, data, strided, kw in geometries]
 
 
+def bfloat16_cases(op: str) -> list[Case]:
+    """bfloat16 tensors (numpy has none: kept out of small, whose cases numpy functions
+    take), verified like float16: float32 accumulation, one final rounding (u = 2^-8);
+    max exact. Ties, ceil_mode, count_include_pad, divisor_override, p = 2 and 3, 1-3 axes."""
+    family = op.replace("_grad", "")
+    geometries = {
+        "max_pool": [
+            ((1, 2, 9, 9), (), False, dict(kernel_size=3, stride=2, padding=1)),
+            ((2, 2, 10, 9), ("ties",), False, dict(kernel_size=2, stride=1)),
+            ((1, 3, 11), (), False, dict(kernel_size=4, stride=1, padding=2, dilation=2)),
+            ((1, 2, 5, 4, 5), (), True, dict(kernel_size=3, stride=2, padding=1,
+                                             ceil_mode=True)),
+        ],
+        "avg_pool": [
+            ((1, 2, 9, 9), (), False, dict(kernel_size=3, stride=2, padding=1,
+                                           count_include_pad=False)),
+            ((1, 2, 14, 14), (), False, dict(kernel_size=7)),
+            ((1, 2, 10), (), False, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+            ((1, 2, 6, 7), (), False, dict(kernel_size=2, stride=1, padding=1,
+                                           divisor_override=3)),
+            ((1, 2, 4, 5, 6), (), True, dict(kernel_size=2, stride=(1, 2, 2), padding=1)),
+        ],
+        "lp_pool": [
+            ((1, 2, 9, 9), (), False, dict(norm_type=2, kernel_size=3, stride=2)),
+            ((1, 2, 8, 8), ("gauss3",), False, dict(norm_type=3, kernel_size=2)),
+            ((1, 2, 10), (), False, dict(norm_type=1, kernel_size=3, stride=2, ceil_mode=True)),
+            ((1, 2, 4, 5, 6), (), False, dict(norm_type=2, kernel_size=2, stride=(1, 2, 2))),
+        ],
+    }[family]
+    return [pool_case(op, shape, "bfloat16", data, strided, **kw)
+            for shape, data, strided, kw in geometries]
+
+
 def quick_pool_cases(op: str = "max_pool") -> list[Case]:
     return [pool_case(op, (1, 64, 112, 112), "float32", kernel_size=3, stride=2, padding=1,
                       name="resnet-stem-maxpool")]

@@ -222,11 +222,11 @@ class _ConvTranspose(_ConvLayer):
                              f"(or {input.dim()} in all), got {list(output_size)}")
         smallest = [(int(i) - 1) * s - 2 * p + d * (k - 1) + 1 for i, s, p, d, k in zip(
             input.shape[-n:], self.stride, self.padding, self.dilation, self.kernel_size)]
-        for want, low, s in zip(size, smallest, self.stride):
-            if not low <= want <= low + s - 1:
-                raise ValueError(f"output_size {size} is out of range: valid sizes run from "
-                                 f"{smallest} to {[m + s - 1 for m, s in zip(smallest, self.stride)]}"
-                                 f" for an input of {tuple(input.shape[-n:])}")
+        largest = [m + s - 1 for m, s in zip(smallest, self.stride)]
+        if any(not low <= want <= high for want, low, high in zip(size, smallest, largest)):
+            raise ValueError(f"output_size {size} is out of range: valid sizes run from "
+                             f"{smallest} to {largest} for an input of "
+                             f"{tuple(input.shape[-n:])}")
         return tuple(w - m for w, m in zip(size, smallest))
 
     def forward(self, input, output_size=None):

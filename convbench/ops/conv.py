@@ -517,7 +517,8 @@ OPS = {
         preference=_PREFERENCE,
         suites={"small": cases.small_conv_cases, "quick": cases.quick_conv_cases,
                 "layers": cases.layer_cases, "seed": cases.seed_conv_cases,
-                "gpu": cases.gpu_layer_cases},
+                "gpu": cases.gpu_layer_cases,
+                "bfloat16": cases.bfloat16_cases},
         asv=Asv(time=(("quick", 2), ("layers", 1)), peakmem=1),
     ),
     "conv_relu": ConvRelu(
@@ -525,14 +526,16 @@ OPS = {
         candidates={"conv_torch": "candidates.conv.conv_torch", **_CUDNN,
                     "implicit_gemm_triton": "candidates.conv.implicit_gemm_triton"},
         peers=_PEERS,
-        suites={"small": cases.small_conv_relu_cases, "gpu": cases.gpu_layer_cases},
+        suites={"small": cases.small_conv_relu_cases, "gpu": cases.gpu_layer_cases,
+                "bfloat16": cases.bfloat16_cases},
     ),
     "conv_transpose": ConvTranspose(
         "conv_transpose", ("x", "w", "bias"), _TRANSPOSE_DEFAULTS,
         candidates={**_OURS, **_CUDNN},
         peers=_PEERS,
         preference=_PREFERENCE,
-        suites={"small": cases.small_transpose_cases},
+        suites={"small": cases.small_transpose_cases,
+                "bfloat16": cases.bfloat16_cases},
     ),
     "conv_grad_input": ConvGrad(
         "conv_grad_input", ("dy", "w"), (("input_shape", REQUIRED),) + _CONV_DEFAULTS,
@@ -540,7 +543,8 @@ OPS = {
         peers=_PEERS,
         preference=_PREFERENCE,
         suites={"small": cases.small_grad_cases, "layers": cases.layer_cases,
-                "seed": cases.mnist_cases, "gpu": cases.gpu_layer_cases},
+                "seed": cases.mnist_cases, "gpu": cases.gpu_layer_cases,
+                "bfloat16": cases.bfloat16_cases},
         asv=Asv(time=(("layers", 1),)),
     ),
     "conv_grad_weight": ConvGrad(
@@ -550,7 +554,8 @@ OPS = {
         peers=_PEERS,
         preference=_PREFERENCE,
         suites={"small": cases.small_grad_cases, "layers": cases.layer_cases,
-                "seed": cases.seed_grad_weight_cases, "gpu": cases.gpu_layer_cases},
+                "seed": cases.seed_grad_weight_cases, "gpu": cases.gpu_layer_cases,
+                "bfloat16": cases.bfloat16_cases},
         asv=Asv(time=(("layers", 1),)),
     ),
     "conv_grad_bias": ConvGradBias(
@@ -559,6 +564,7 @@ OPS = {
         peers=_PEERS,
         preference={"numpy": _PREFERENCE["numpy"],
                     "torch": ("cudnn_torch", "conv_torch", "im2col_numpy")},
-        suites={"small": cases.small_bias_cases},
+        suites={"small": cases.small_bias_cases,
+                "bfloat16": cases.bfloat16_cases},
     ),
 }

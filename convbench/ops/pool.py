@@ -338,30 +338,36 @@ OPS = {
     "max_pool": Pool(
         "max_pool", ("x",), _MAX, forward="max_pool", **_POOL,
         suites={"small": cases.small_max_cases, "quick": cases.quick_pool_cases,
-                "layers": cases.layer_pool_cases},
+                "layers": cases.layer_pool_cases,
+                "bfloat16": cases.bfloat16_cases},
         asv=Asv(time=(("quick", 1), ("layers", 1)), peakmem=1),
     ),
     "max_pool_grad": Pool(
         "max_pool_grad", ("dy", "x"), _MAX, forward="max_pool", **_POOL,
-        suites={"small": cases.small_max_cases, "layers": cases.layer_pool_cases},
+        suites={"small": cases.small_max_cases, "layers": cases.layer_pool_cases,
+                "bfloat16": cases.bfloat16_cases},
         asv=Asv(time=(("layers", 1),)),
     ),
     "avg_pool": Pool(
         "avg_pool", ("x",), _AVG, forward="avg_pool", **_POOL,
-        suites={"small": cases.small_avg_cases, "layers": cases.layer_pool_cases},
+        suites={"small": cases.small_avg_cases, "layers": cases.layer_pool_cases,
+                "bfloat16": cases.bfloat16_cases},
         asv=Asv(time=(("layers", 1),)),
     ),
     "avg_pool_grad": Pool(
         "avg_pool_grad", ("dy",), (("input_shape", REQUIRED),) + _AVG, forward="avg_pool",
         **_POOL,
-        suites={"small": cases.small_avg_cases, "layers": cases.layer_pool_cases},
+        suites={"small": cases.small_avg_cases, "layers": cases.layer_pool_cases,
+                "bfloat16": cases.bfloat16_cases},
     ),
     "lp_pool": Pool(
         "lp_pool", ("x",), _LP, forward="lp_pool", **_POOL,
-        suites={"small": cases.small_lp_cases},
+        suites={"small": cases.small_lp_cases,
+                "bfloat16": cases.bfloat16_cases},
     ),
     "lp_pool_grad": Pool(
         "lp_pool_grad", ("dy", "x"), _LP, forward="lp_pool", **_POOL,
-        suites={"small": cases.small_lp_cases},
+        suites={"small": cases.small_lp_cases,
+                "bfloat16": cases.bfloat16_cases},
     ),
 }
