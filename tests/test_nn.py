@@ -692,3 +692,30 @@ def test_bfloat16_case_arrays_hold_bfloat16_values():
             assert a.dtype == np.float32
             t = torch.from_numpy(np.ascontiguousarray(a))
             assert torch.equal(t.to(BF16).float(), t)          # exactly representable
+
+
+def test_bfloat16_batchnorm_layer_within_the_op_bound():
+    """BatchNorm2d in bfloat16 (training: output and running statistics, all bfloat16)
+    within batch_norm's stated bound (its scale accounts for the variance's cancellation)
+    plus bfloat16's final rounding."""
+    from convbench.spec import Spec
+    from convbench.tolerance import bound, compare
+
+    layer = cnn.BatchNorm2d(3, dtype=BF16)
+    with torch.no_grad():
+        layer.weight.copy_(rand(3, seed=15))
+        layer.bias.copy_(rand(3, seed=16))
+    x = (rand(4, 3, 5, 5, seed=17) * 2 + 3).to(BF16)
+    before = [t.detach().float().numpy().copy() for t in (layer.running_mean, layer.running_var,
+                                                          layer.weight, layer.bias)]
+    y = layer(x)
+    assert y.dtype == layer.running_mean.dtype == BF16
+    spec = Spec.make("batch_norm", [tuple(x.shape)] + [(3,)] * 4, ["bfloat16"] * 5,
+                     training=True)
+    arrays = [x.float().numpy()] + before
+    outputs = (y, layer.running_mean, layer.running_var)
+    for got, (ref, scale) in zip(outputs, spec.operation.reference_outputs(spec, arrays)):
+        tol = bound("direct", result_dtype="bfloat16", ref=ref, absref=scale,
+                    terms=spec.operation.terms(spec))
+        verdict = compare(got.detach().float().numpy(), ref, tol)
+        assert verdict["passed"], verdict
