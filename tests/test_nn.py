@@ -148,6 +148,7 @@ def test_padding_mode_and_border_agreeing_or_alone():
 
 LAYER_CASES = [
     ("Conv1d", (3, 4, 3), dict(padding=1), (2, 3, 9)),
+    ("Conv1d", (3, 2, 4), dict(padding="valid", stride=3), (1, 3, 10)),
     ("Conv1d", (4, 6, 3), dict(stride=2, dilation=2, groups=2, padding=2,
                                padding_mode="circular"), (2, 4, 11)),
     ("Conv2d", (3, 4, 3), {}, (2, 3, 7, 6)),
