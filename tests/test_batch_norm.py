@@ -449,3 +449,40 @@ def test_half_float_tensors_within_their_bound(dtype):
         tol = bound("direct", result_dtype=name, ref=ref, absref=scale, terms=10)
         verdict = compare(got.float().numpy(), ref, tol)
         assert verdict["passed"], verdict
+
+
+def _adversarial(kind, shape, rng):
+    if kind == "offset":        # |mean| / std = 1e6
+        return rng.standard_normal(shape) + 1e6
+    if kind == "outlier":       # one value 1e5 among standard normals: var ~ 1e10 / M
+        a = rng.standard_normal(shape)
+        a.flat[0] = 1e5
+        return a
+    a = rng.standard_normal(shape)    # "halves": the blocks' means differ by 300 std
+    a[..., : shape[-1] // 2] += 300
+    return a
+
+
+@pytest.mark.parametrize("kind", ["offset", "outlier", "halves"])
+@pytest.mark.parametrize("shape", [(5000, 3), (2, 1, 5000), (3, 2, 40, 70)])
+def test_fused_candidate_on_cancelling_data(kind, shape, one_thread):
+    """Statistics accumulated in float64 over L1 blocks, regrouped exactly: within the
+    op's bound on data that cancels (torch's own float32 (N, C) path misses it on these:
+    results/README.md)."""
+    from candidates.batch_norm import fused_numba
+    from convbench.spec import Spec
+
+    rng = np.random.default_rng(len(shape))
+    x = _adversarial(kind, shape, rng).astype(np.float32)
+    c = shape[1]
+    stats = (rng.normal(size=c), rng.uniform(0.5, 2, c), rng.normal(size=c), rng.normal(size=c))
+    stats = tuple(a.astype(np.float32) for a in stats)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    for op, arrays in (("batch_norm", (x,) + stats), ("batch_norm_grad", (dy, x) + stats[:3])):
+        kw = dict(training=True, eps=1e-5, **({"momentum": 0.3} if op == "batch_norm" else {}))
+        spec = Spec.make(op, [a.shape for a in arrays], ["float32"] * 5, **kw)
+        out = getattr(fused_numba, op)(*arrays, **kw)
+        for k, (ref, scale) in enumerate(spec.operation.reference_outputs(spec, arrays)):
+            tol = bound("direct", result_dtype="float32", ref=ref, absref=scale, terms=10)
+            verdict = compare(out[k], ref, tol, out_dtype="float32")
+            assert verdict["passed"], (op, k, verdict["reason"])

@@ -229,9 +229,13 @@ class BatchNorm(Operation):
         def at(a):
             return a if where is None else a[where[1]]
 
+        # the variance's error may reach v + eps (a constant channel with a tiny eps):
+        # invstd is then unbounded, and so are y, dx and dweight (not the statistics)
+        unbounded = math.isinf(d_r) and math.isfinite(v)
         if not self.is_grad:
             xs = at(x)
             y = aw * r_t * (np.abs(xs) + abs(mu) + e_mu / g) + b + aw * np.abs(xs - mu) * d_r / g
+            y = np.full(xs.shape, math.inf) if unbounded else y
             if not training:
                 return y, abs(rm), abs(rv)
             mom = kw["momentum"]
@@ -244,20 +248,20 @@ class BatchNorm(Operation):
         s1, s2 = abs(float(dy.sum())), abs(float((dy * (x - mu)).sum()) * r)
         e1 = gamma(m, u_a) * float(ady.sum())
         e2 = gamma(m + 2, u_a) * float((ady * (xhat + e)).sum()) + float((ady * e).sum())
-        dweight = float((ady * xhat).sum()) + e2 / g
+        dweight = math.inf if unbounded else float((ady * xhat).sum()) + e2 / g
         dbias = float(ady.sum()) + e1 / g
         if not training:
             return aw * r * at(ady), dweight, dbias
         ady, xhat, e = at(ady), at(xhat), at(e)
         q = ady + (s1 + e1) / m + (xhat + e) * (s2 + e2) / m
         dx = aw * r_t * q + aw * (d_r * q + r_t * (e1 + e * (s2 + e2) + xhat * e2) / m) / g
-        return dx, dweight, dbias
+        return (np.full(ady.shape, math.inf) if unbounded else dx), dweight, dbias
 
     def error_scale(self, spec, arrays, points=None):
         return self._scales(spec, arrays, points)[0]
 
 
-def fill_arrays(x, running_mean, running_var, weight, bias, training, *, like=None):
+def fill_arrays(x, running_mean, running_var, weight, bias, training):
     """The five arrays of batch_norm with the missing ones given: weight ones, bias zeros
     (exact: y * 1 + 0 = y), and in training running statistics zeros and ones (their
     update is then not returned to anyone). In eval the running statistics are needed:
