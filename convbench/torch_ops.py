@@ -280,7 +280,7 @@ def _gaussian_backward(ctx, gy):
         gx = gaussian(gy, list(sigma), border="constant", cval=0.0, truncate=truncate)
     else:       # other borders fold the border's gradient back into x
         compute = torch.float64 if gy.dtype == torch.float64 else torch.float32
-        kernel = torch.from_numpy(gaussian_kernel(sigma, truncate)).to(compute, gy.device)
+        kernel = torch.from_numpy(gaussian_kernel(sigma, truncate)).to(gy.device, compute)
         pads = tuple((r, r) for r in (kernel_radius(s, truncate) for s in sigma))
         gx = conv_grad_input(gy[None, None], kernel[None, None], (1, 1) + shape,
                              padding=pads, border=border)[0, 0]
