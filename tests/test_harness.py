@@ -23,6 +23,7 @@ from convbench.cases import Case, all_suites, estimate_bytes, make_case, suite
 from convbench.cases.correlate import image_case
 from convbench.choose import choose
 from convbench.data import NAMED_KERNELS, make_array
+from convbench.ops import SeveralOutputs
 from convbench.spec import Spec
 from refimpl.pad import LIBRARY_NAMES
 
@@ -121,6 +122,9 @@ class TestSpec:
                 continue
             with np.errstate(invalid="ignore"):  # inf + -inf in the non-finite cases
                 out = spec.operation.oracle(spec, case.arrays())
+            if isinstance(spec.operation, SeveralOutputs):    # batch_norm: (y, mean, var)
+                assert [o.shape for o in out] == list(spec.operation.output_shapes(spec)), case.id
+                out = out[0]
             assert out.shape == spec.output_shape(), case.id
             checked += 1
         assert checked > 100
