@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import time
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,7 +281,10 @@ def training_report(out_dir, steps: int = 300, batch_size: int = 64, batch_sizes
     """Train both float32 models for ``steps`` steps and time a step at ``batch_sizes``;
     writes ``training_loss.png`` and ``training.md`` into ``out_dir``. Returns the paths
     written and the text printed (the step table and the final losses)."""
+    import torch
+
     from convbench import results
+    from convbench.machine import metadata
 
     out_dir = Path(out_dir)
     steps, batch_size = _count(steps, "steps"), _count(batch_size, "batch_size")
@@ -290,7 +295,9 @@ def training_report(out_dir, steps: int = 300, batch_size: int = 64, batch_sizes
     rows = step_times(batch_sizes, protocol, threads, data=data)
     png = loss_plot(comparison, out_dir / "training_loss.png", batch_size)
     final = ", ".join(f"{name} {losses[-1]:.4f}" for name, losses in comparison.losses.items())
-    text = (f"seed CNN, float32, {steps} SGD steps of batch {batch_size} "
+    text = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {metadata()['cpu']}, "
+            f"{os.cpu_count()} cores, torch {torch.__version__}\n\n"
+            f"seed CNN, float32, {steps} SGD steps of batch {batch_size} "
             f"(lr {SGD['lr']}, momentum {SGD['momentum']}): final loss {final}; largest "
             f"parameter difference {comparison.parameter_difference:.1e}\n\n"
             "One training step (forward, cross-entropy, backward, SGD), medians of "
