@@ -788,12 +788,153 @@ def lp_pool_grad(dy, x, norm_type, kernel_size, stride=None, ceil_mode=False, *,
 
 
 # ---------------------------------------------------------------------------------------
+# Batch normalisation
+# ---------------------------------------------------------------------------------------
+
+_BATCH_NORM = ("x", "running_mean", "running_var", "weight", "bias")
+_BATCH_NORM_GRAD = ("dy", "x", "running_mean", "running_var", "weight")
+
+
+def _run_several(op: str, tensors: tuple, names: tuple, params: tuple, algorithm):
+    """_run for an op with several outputs: new tensors, none sharing an input's memory."""
+    detached = tuple(t.detach() for t in tensors)
+    outs = plans.cached(op, detached, names, params, algorithm, _DIRECT)
+    ptrs = {t.untyped_storage().data_ptr() for t in detached}
+    return tuple(o.clone() if o.untyped_storage().data_ptr() in ptrs or not o.is_contiguous()
+                 else o for o in outs)
+
+
+def _several_fake(op: str, tensors: tuple, kwargs: dict):
+    from convbench.spec import Spec
+
+    spec = Spec.make(op, [tuple(t.shape) for t in tensors],
+                     [_dtype_name(t.dtype) for t in tensors], **kwargs)
+    record = spec.operation
+    return tuple(tensors[0].new_empty(shape, dtype=getattr(torch, dtype))
+                 for shape, dtype in zip(record.output_shapes(spec), record.output_dtypes(spec)))
+
+
+def _filled(x, running_mean, running_var, weight, bias, training):
+    from convbench.ops.batch_norm import fill_arrays
+
+    return fill_arrays(x, running_mean, running_var, weight, bias, training)
+
+
+@torch.library.custom_op("convbench::batch_norm", mutates_args=())
+def _batch_norm(x: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                weight: Optional[Tensor], bias: Optional[Tensor], training: bool,
+                momentum: float, eps: float,
+                algorithm: Optional[str]) -> tuple[Tensor, Tensor, Tensor]:
+    arrays = _filled(x, running_mean, running_var, weight, bias, training)
+    return _run_several("batch_norm", arrays, _BATCH_NORM, (training, momentum, eps),
+                        algorithm)
+
+
+@_batch_norm.register_fake
+def _(x, running_mean, running_var, weight, bias, training, momentum, eps, algorithm):
+    arrays = _filled(x, running_mean, running_var, weight, bias, training)
+    return _several_fake("batch_norm", arrays, dict(training=training, momentum=momentum,
+                                                    eps=eps))
+
+
+def _batch_norm_setup(ctx, inputs, output):
+    x, running_mean, running_var, weight, bias, training, momentum, eps = inputs[:8]
+    ctx.mark_non_differentiable(output[1], output[2])
+    # training normalises with the batch's statistics: the running ones are not needed
+    # (and are updated in place after this call, which a saved tensor must not see)
+    saved = (x, weight) if training else (x, weight, running_mean, running_var)
+    ctx.save_for_backward(*(t for t in saved if t is not None))
+    ctx.meta = (training, eps, weight is not None, bias.dtype if bias is not None else None)
+
+
+def _batch_norm_backward(ctx, gy, g_mean, g_var):
+    training, eps, has_weight, bias_dtype = ctx.meta
+    saved = list(ctx.saved_tensors)
+    x = saved.pop(0)
+    weight = saved.pop(0) if has_weight else None
+    running = (None, None) if training else tuple(saved)
+    dx, dweight, dbias = batch_norm_grad(gy, x, *running, weight, training=training, eps=eps)
+    need = ctx.needs_input_grad
+    return (dx.to(x.dtype) if need[0] else None, None, None,
+            dweight.to(weight.dtype) if need[3] else None,
+            dbias.to(bias_dtype) if need[4] else None, None, None, None, None)
+
+
+_batch_norm.register_autograd(_batch_norm_backward, setup_context=_batch_norm_setup)
+
+
+@torch.library.custom_op("convbench::batch_norm_grad", mutates_args=())
+def _batch_norm_grad(dy: Tensor, x: Tensor, running_mean: Optional[Tensor],
+                     running_var: Optional[Tensor], weight: Optional[Tensor], training: bool,
+                     eps: float, algorithm: Optional[str]) -> tuple[Tensor, Tensor, Tensor]:
+    filled = _filled(x, running_mean, running_var, weight, None, training)[:4]
+    return _run_several("batch_norm_grad", (dy,) + filled, _BATCH_NORM_GRAD, (training, eps),
+                        algorithm)
+
+
+@_batch_norm_grad.register_fake
+def _(dy, x, running_mean, running_var, weight, training, eps, algorithm):
+    filled = _filled(x, running_mean, running_var, weight, None, training)[:4]
+    return _several_fake("batch_norm_grad", (dy,) + filled, dict(training=training, eps=eps))
+
+
+def _check_batch_norm(x, running_mean, running_var, weight, bias, training):
+    tensors = (x, running_mean, running_var, weight, bias)
+    _check_tensors("batch_norm", tensors, _BATCH_NORM)
+    if _needs_grad(*tensors):
+        _check_differentiable("batch_norm", tensors, _BATCH_NORM)
+        for t, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+            if t is not None and t.requires_grad:
+                raise ValueError(f"batch_norm: {name} requires grad, but the running "
+                                 "statistics have no gradient (as in torch: they are "
+                                 "buffers); pass them detached")
+
+
+def batch_norm_outputs(x, running_mean, running_var, weight=None, bias=None, training=False,
+                       momentum=0.1, eps=1e-5, *, algorithm=None):
+    """The operator convbench::batch_norm's three outputs (y, new running_mean, new
+    running_var), nothing updated: what convbench.batch_norm's route returns."""
+    _check_batch_norm(x, running_mean, running_var, weight, bias, training)
+    return _batch_norm(x, running_mean, running_var, weight, bias, bool(training),
+                       _real(momentum, "momentum"), _real(eps, "eps"), algorithm)
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, *, algorithm=None):
+    """convbench.batch_norm as the operator convbench::batch_norm, differentiable in x,
+    weight and bias; in training the given running statistics are updated in place (as
+    torch.nn.functional.batch_norm does)."""
+    y, new_mean, new_var = batch_norm_outputs(x, running_mean, running_var, weight, bias,
+                                              training, momentum, eps, algorithm=algorithm)
+    if training:
+        with torch.no_grad():
+            if running_mean is not None:
+                running_mean.copy_(new_mean)
+            if running_var is not None:
+                running_var.copy_(new_var)
+    return y
+
+
+def batch_norm_grad(dy, x, running_mean, running_var, weight, training=False, eps=1e-5, *,
+                    algorithm=None):
+    """The gradient op batch_norm_grad, (dx, dweight, dbias), as the operator
+    convbench::batch_norm_grad (no gradient of its own: backward through it raises)."""
+    _check_tensors("batch_norm_grad", (dy, x, running_mean, running_var, weight),
+                   _BATCH_NORM_GRAD)
+    return _batch_norm_grad(dy, x, running_mean, running_var, weight, bool(training),
+                            _real(eps, "eps"), algorithm)
+
+
+# ---------------------------------------------------------------------------------------
 # The route of the public functions (plans._route) for tensors that require grad
 # ---------------------------------------------------------------------------------------
 
 FUNCTIONS = {f.__name__: f for f in (
     correlate, convolve, gaussian, conv, conv_transpose, conv_grad_input, conv_grad_weight,
-    conv_grad_bias, max_pool, max_pool_grad, avg_pool, avg_pool_grad, lp_pool, lp_pool_grad)}
+    conv_grad_bias, max_pool, max_pool_grad, avg_pool, avg_pool_grad, lp_pool, lp_pool_grad,
+    batch_norm_grad)}
+# convbench.batch_norm updates the running statistics itself from the op's outputs
+FUNCTIONS["batch_norm"] = batch_norm_outputs
 _WITH_ACCURACY = ("correlate", "convolve", "gaussian")
 
 

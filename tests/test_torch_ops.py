@@ -410,6 +410,62 @@ def test_pool_gradients_equal_torch():
 
 
 # ---------------------------------------------------------------------------------------
+# batch_norm
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 6)])
+def test_batch_norm_equals_torch_with_gradients_and_running_statistics(training, shape):
+    x, w, b = rand(*shape), rand(3), rand(3)
+    rm, rv = rand(3, grad=False, seed=7), torch.rand(3, dtype=F64) + 0.5
+    rm_torch, rv_torch = rm.clone(), rv.clone()
+    y = T.batch_norm(x, rm, rv, w, b, training, 0.2, 1e-4)
+    ref = F.batch_norm(x, rm_torch, rv_torch, w, b, training, 0.2, 1e-4)
+    torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+    # updated in place in training (unbiased variance), untouched in eval, as torch does
+    torch.testing.assert_close(rm, rm_torch, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(rv, rv_torch, rtol=1e-12, atol=1e-12)
+    assert not rm.requires_grad and not rv.requires_grad
+    gy = rand(*shape, grad=False, seed=8)
+    for a, c in zip(torch.autograd.grad(y, (x, w, b), gy), torch.autograd.grad(ref, (x, w, b), gy)):
+        torch.testing.assert_close(a, c, rtol=1e-11, atol=1e-11)
+    gradcheck(lambda x, w, b: T.batch_norm(x, rm.clone(), rv.clone(), w, b, training, 0.2,
+                                           1e-4), (x, w, b))
+
+
+def test_public_batch_norm_keeps_the_graph():
+    x, w, b = rand(4, 3, 5), rand(3), rand(3)
+    rm, rv = torch.zeros(3, dtype=F64), torch.ones(3, dtype=F64)
+    y = convbench.batch_norm(x, rm, rv, w, b, training=True)
+    assert y.requires_grad and not rm.requires_grad
+    torch.testing.assert_close(rm, 0.1 * x.detach().mean(dim=(0, 2)), rtol=1e-12, atol=1e-12)
+    ref = F.batch_norm(x, None, None, w, b, True)
+    for a, c in zip(torch.autograd.grad(y.sum(), (x, w, b)), torch.autograd.grad(ref.sum(), (x, w, b))):
+        torch.testing.assert_close(a, c, rtol=1e-11, atol=1e-11)
+    # without running statistics or affine parameters
+    assert T.batch_norm(x, None, None, training=True).requires_grad
+
+
+def test_batch_norm_running_statistics_requiring_grad_are_refused():
+    with pytest.raises(ValueError, match="running_mean requires grad"):
+        T.batch_norm(rand(4, 3), rand(3), torch.ones(3, dtype=F64))
+
+
+def test_batch_norm_compiles_and_updates_the_statistics():
+    x, w, b = rand(4, 3, 5, 5), rand(3), rand(3)
+
+    def bn(x, w, b, rm, rv):
+        return T.batch_norm(x, rm, rv, w, b, True, 0.1, 1e-5)
+
+    stats = [torch.zeros(3, dtype=F64), torch.ones(3, dtype=F64)]
+    compiled_stats = [t.clone() for t in stats]
+    got = torch.compile(bn, fullgraph=True, backend="aot_eager")(x, w, b, *compiled_stats)
+    torch.testing.assert_close(got, bn(x, w, b, *stats), rtol=1e-12, atol=1e-12)
+    for a, c in zip(compiled_stats, stats):
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
 # Half floats: float16 (and bfloat16 where the op's candidates take it)
 # ---------------------------------------------------------------------------------------
 
@@ -462,6 +518,7 @@ def _opcheck_cases():
     avg_dy = rand(*T.avg_pool(x, (3, 2), 2, (1, 0), True).shape, dtype=f32)
     lp_dy = rand(*T.lp_pool(x, 2, 2, (2, 1), True).shape, dtype=f32)
     wt = rand(4, 3, 3, 2, dtype=f32)
+    rm, rv = rand(4, dtype=f32, grad=False), torch.rand(4) + 0.5
     return {
         "correlate": (ops.correlate, im, lambda x: (x, k, "wrap", 0.0, "same", [1, 0], None,
                                                     None, "elementwise")),
@@ -488,11 +545,17 @@ def _opcheck_cases():
         "lp_pool": (ops.lp_pool, x, lambda x: (x.abs(), 2.0, [2, 2], [2, 1], True, None)),
         "lp_pool_grad": (ops.lp_pool_grad, x, lambda x: (lp_dy, x.abs(), 2.0, [2, 2], [2, 1],
                                                          True, None)),
+        "batch_norm": (ops.batch_norm, x, lambda x: (x, rm, rv, b[:4], None, True, 0.1, 1e-5,
+                                                     None)),
+        "batch_norm_eval": (ops.batch_norm, x, lambda x: (x, rm, rv, None, b[:4], False, 0.1,
+                                                          1e-5, None)),
+        "batch_norm_grad": (ops.batch_norm_grad, x, lambda x: (x * 2, x, rm, rv, b[:4], True,
+                                                               1e-5, None)),
     }
 
 
 OPCHECK = list(_opcheck_cases())
-NO_GRADIENT = ("max_pool_grad", "lp_pool_grad")
+NO_GRADIENT = ("max_pool_grad", "lp_pool_grad", "batch_norm_grad")
 
 
 @pytest.mark.parametrize("name", OPCHECK)
