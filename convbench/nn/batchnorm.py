@@ -95,7 +95,7 @@ class _BatchNorm(Module):
         keep = not self.training or self.track_running_stats
         return ops().batch_norm(input, self.running_mean if keep else None,
                                 self.running_var if keep else None, self.weight, self.bias,
-                                use_batch, factor, self.eps)
+                                use_batch, factor, self.eps, algorithm=self.algorithm)
 
 
 class BatchNorm1d(_BatchNorm):
