@@ -451,20 +451,6 @@ def test_batch_norm_running_statistics_requiring_grad_are_refused():
         T.batch_norm(rand(4, 3), rand(3), torch.ones(3, dtype=F64))
 
 
-def test_batch_norm_compiles_and_updates_the_statistics():
-    x, w, b = rand(4, 3, 5, 5), rand(3), rand(3)
-
-    def bn(x, w, b, rm, rv):
-        return T.batch_norm(x, rm, rv, w, b, True, 0.1, 1e-5)
-
-    stats = [torch.zeros(3, dtype=F64), torch.ones(3, dtype=F64)]
-    compiled_stats = [t.clone() for t in stats]
-    got = torch.compile(bn, fullgraph=True, backend="aot_eager")(x, w, b, *compiled_stats)
-    torch.testing.assert_close(got, bn(x, w, b, *stats), rtol=1e-12, atol=1e-12)
-    for a, c in zip(compiled_stats, stats):
-        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
-
-
 # ---------------------------------------------------------------------------------------
 # Half floats: float16 (and bfloat16 where the op's candidates take it)
 # ---------------------------------------------------------------------------------------
@@ -558,10 +544,24 @@ OPCHECK = list(_opcheck_cases())
 NO_GRADIENT = ("max_pool_grad", "lp_pool_grad", "batch_norm_grad")
 
 
+# the default run checks these in every layout, the others contiguous (all: -m slow)
+LAYOUT_CHECKED = ("correlate", "conv", "conv_grad_weight", "max_pool", "batch_norm")
+
+
 @pytest.mark.parametrize("name", OPCHECK)
 def test_opcheck(name):
+    _opcheck(name, every_layout=name in LAYOUT_CHECKED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in OPCHECK if n not in LAYOUT_CHECKED])
+def test_opcheck_every_layout(name):
+    _opcheck(name, every_layout=True)
+
+
+def _opcheck(name, every_layout):
     op, x, args = _opcheck_cases()[name]
-    for layout in _layouts(x):
+    for layout in _layouts(x) if every_layout else [x]:
         arguments = args(layout)
         if name in NO_GRADIENT:     # opcheck would backprop through them: no formula, by design
             arguments = tuple(a.detach() if isinstance(a, torch.Tensor) else a
@@ -586,15 +586,20 @@ def test_compile_fullgraph_matches_eager():
     x, w, b = rand(2, 4, 9, 8), rand(6, 2, 3, 3), rand(6)
     k = rand(3, 3)
 
-    def net(x, w, b, k):
+    def net(x, w, b, k, running_mean, running_var):
         y = T.conv(x, w, b, stride=2, padding="same", groups=2, border="reflect")
+        y = T.batch_norm(y, running_mean, running_var, training=True)
         y = T.max_pool(torch.relu(y), 2, ceil_mode=True)
         z = T.correlate(x[0, 0], k, border="wrap")
         return T.avg_pool(y, 1).sum() + T.lp_pool(y + 1, 2, 2).sum() + (z ** 2).sum()
 
+    stats = [torch.zeros(6, dtype=F64), torch.ones(6, dtype=F64)]
+    compiled_stats = [t.clone() for t in stats]
     compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
-    eager, got = net(x, w, b, k), compiled(x, w, b, k)
+    eager, got = net(x, w, b, k, *stats), compiled(x, w, b, k, *compiled_stats)
     torch.testing.assert_close(got, eager, rtol=1e-12, atol=1e-12)
+    for a, c in zip(compiled_stats, stats):     # updated in place by the compiled graph too
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
     for a, c in zip(torch.autograd.grad(got, (x, w, b, k)),
                     torch.autograd.grad(eager, (x, w, b, k))):
         torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
