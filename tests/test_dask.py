@@ -259,3 +259,33 @@ def test_on_a_distributed_cluster_of_worker_processes(client):
     # the workers kept their plans between the calls (not re-pickled per task)
     sizes = client.run(lambda: __import__("convbench.plans").plans.cache_info()["size"])
     assert all(n > 0 for n in sizes.values())
+
+
+@pytest.mark.slow
+def test_out_of_core_command_small(tmp_path):
+    """The out-of-core command end to end on a small image (the 30000x30000 run is the
+    command's default; its figures are in results/README.md)."""
+    from convbench.dask_arrays import out_of_core
+
+    figures = tmp_path / "figures.json"
+    code = out_of_core.main(["--size", "3000", "--chunk", "512", "--memory-limit", "1GiB",
+                             "--dir", str(tmp_path), "--json", str(figures)])
+    import json
+
+    result = json.loads(figures.read_text())
+    assert code == 0 and result["verified"] and not result["worker_restarted"]
+    assert not any(p.name.startswith("convbench-ooc-") for p in tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_dask_suite_verifies_both_libraries():
+    """The dask suite's rows on a small image: both sides verified, times and ratios."""
+    from convbench.dask_arrays import bench
+    from convbench.timing import Protocol
+
+    rows = bench.measure(shape=(1024, 1024), chunk=256,
+                         protocol=Protocol(warmup_s=0, sample_s=0, samples=7),
+                         progress=lambda line: None)
+    assert [(r["call"], r["library"]) for r in rows] == [
+        (c.name, lib) for c in bench.CALLS for lib in bench.LIBRARIES]
+    assert all(r["status"] == "pass" and r["median_s"] > 0 for r in rows)
