@@ -310,6 +310,7 @@ def _bench_nn(args) -> int:
         rows = nn_bench.measure_all(layers, protocol, threads=args.threads,
                                     progress=lambda row: progress(row["layer"]))
     print(render(nn_bench.format_rows(rows), console(), status=("status",), cut=("reason",),
+                 right=nn_bench.NUMBER_COLUMNS,
                  title="convbench.nn against torch.nn, float32 (one interleaved run)",
                  caption="ratio: convbench's median over torch's (below 1: convbench is "
                          f"faster); threads {args.threads or os.cpu_count()}"))

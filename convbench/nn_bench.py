@@ -328,6 +328,10 @@ def _ms(seconds) -> str:
     return "" if seconds is None else f"{seconds * 1e3:.3g}"
 
 
+NUMBER_COLUMNS = ("fwd convbench ms", "fwd torch ms", "fwd ratio", "fwd+bwd convbench ms",
+                  "fwd+bwd torch ms", "fwd+bwd ratio")
+
+
 def format_rows(rows: list[dict]) -> list[dict]:
     """Rows for convbench.table: milliseconds and ratios (convbench over torch)."""
     out = []
