@@ -4,7 +4,6 @@ equal the in-memory call on every border, kernel parity, origin, padding and chu
 threaded scheduler and on a dask.distributed cluster of worker processes."""
 from __future__ import annotations
 
-import itertools
 import pickle
 
 import numpy as np
@@ -43,13 +42,14 @@ def _check(op, x, w, chunks, kw, algorithm=None, u=2.0 ** -53, factor=4):
                                 f"{err.max():.3g}, at {np.unravel_index(err.argmax(), err.shape)}")
 
 
-# kernels per rank: odd and even extents; chunkings: one sample, smaller than the halo,
-# uneven, one chunk
+# (kernel, chunks) per rank: odd and even extents; chunks of one sample, smaller than the
+# halo, uneven, one chunk
 CASES = {
-    1: dict(x=(13,), kernels=[(3,), (4,), (6,)], chunks=[1, 2, (5, 3, 4, 1), 13]),
-    2: dict(x=(9, 8), kernels=[(3, 4), (5, 2)], chunks=[1, 2, ((4, 5), (3, 1, 4))]),
-    3: dict(x=(5, 4, 6), kernels=[(3, 2, 3)], chunks=[(1, 3, 2), ((3, 2), (4,), (1, 5))]),
+    1: [(k, c) for k in ((3,), (4,), (6,)) for c in (1, 2, (5, 3, 4, 1), 13)],
+    2: [((3, 4), 1), ((3, 4), ((4, 5), (3, 1, 4))), ((5, 2), 2), ((5, 2), ((1, 8), (5, 3)))],
+    3: [((3, 2, 3), (1, 3, 2)), ((3, 2, 3), ((3, 2), (4,), (1, 5)))],
 }
+SHAPES = {1: (13,), 2: (9, 8), 3: (5, 4, 6)}
 
 
 def _origins(k):
@@ -64,9 +64,8 @@ def test_equals_in_memory_every_border_kernel_origin_padding_chunking(border, nd
     """correlate and convolve with a fixed direct algorithm, float64: within a few
     float64 roundings (the bound) of the in-memory call everywhere: no seams."""
     rng = np.random.default_rng(ndim)
-    case = CASES[ndim]
-    x = rng.standard_normal(case["x"])
-    for k, chunks in itertools.product(case["kernels"], case["chunks"]):
+    x = rng.standard_normal(SHAPES[ndim])
+    for k, chunks in CASES[ndim]:
         w = rng.standard_normal(k)
         origins = _origins(k)
         calls = [(convbench.correlate, dict(padding="same", origin=o)) for o in origins]
