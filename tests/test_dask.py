@@ -188,6 +188,11 @@ def test_lazy_until_computed_and_errors_before_any_work():
         convbench.correlate(x, w, algorithm="no_such_thing")
     with pytest.raises(ValueError, match="dask"):
         convbench.max_pool(da.zeros((1, 1, 4, 4), chunks=2), 2)
+    z = da.from_array(np.arange(20.0), chunks=5)
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        convbench.correlate(z[z > 3], np.ones(3))
+    with pytest.raises(TypeError, match="x must be a dask array"):
+        convbench.correlate(np.ones(5), da.ones(3, chunks=3))
 
 
 def test_valid_and_full_state_their_chunks():

@@ -233,10 +233,14 @@ class DaskPlan:
                 raise TypeError(f"w must be a numpy or dask array with a dask image, got "
                                 f"{type(arrays[1]).__name__}")
             arrays = (x, xp.as_numpy_argument(arrays[1], "w"))
+        if any(math.isnan(n) for a in arrays for n in a.shape):
+            raise ValueError("x has unknown chunk sizes (nan): call x.compute_chunk_sizes() first")
+        meta = getattr(x, "_meta", None)
+        if meta is not None and type(meta) is not np.ndarray:
+            raise TypeError(f"x must be a dask array of numpy chunks, got chunks of type "
+                            f"{type(meta).__name__}")
         shapes = [tuple(int(n) for n in a.shape) for a in arrays]
         dtypes = [np.dtype(a.dtype).name for a in arrays]
-        if any(math.isnan(n) for s in shapes for n in s):
-            raise ValueError("x has unknown chunk sizes (nan): call x.compute_chunk_sizes() first")
         self.spec = Spec.make(op, shapes, dtypes, **kwargs)
         self.op, self.algorithm, self.accuracy = op, algorithm, accuracy
         self.kernel = arrays[1] if len(arrays) > 1 else None
