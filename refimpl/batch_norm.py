@@ -67,7 +67,8 @@ def _check_real(value, name: str, positive: bool = False) -> float:
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be {'positive and ' if positive else ''}finite, got {value!r}")
+        what = "positive and finite" if positive else "finite"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
 
 
@@ -162,7 +163,8 @@ def batch_norm(x, running_mean, running_var, weight, bias, training=False, momen
              [np.asarray(a).dtype for a in (x, running_mean, running_var, weight, bias)],
              training, momentum, eps)
     x = _values(x, "x")
-    rm, rv, w, b = (_values(a, n) for a, n in zip((running_mean, running_var, weight, bias), _STATS))
+    rm, rv, w, b = (_values(a, n)
+                    for a, n in zip((running_mean, running_var, weight, bias), _STATS))
     statistics = channel_statistics(x) if training else None
     mean, invstd = _normalising(x, rm, rv, training, eps, statistics)
     y = np.empty_like(x)

@@ -229,7 +229,8 @@ def _numpy_batch_norm(x, running_mean, running_var, weight, bias, training=False
     den = np.sqrt(norm_var + eps) if denominator is None else denominator(norm_var, eps)
     y = (x - _column(mean, x)) / _column(den, x) * _column(weight, x) + _column(bias, x)
     if training and updated:
-        keep, take = (1 - momentum, momentum) if momentum_weights is None else momentum_weights(momentum)
+        keep, take = ((1 - momentum, momentum) if momentum_weights is None
+                      else momentum_weights(momentum))
         run_var = unbiased if running_variance is None else running_variance(var, unbiased)
         rm, rv = keep * rm + take * mean, keep * rv + take * run_var
     return (y.astype(x.dtype), rm.astype(np.asarray(running_mean).dtype),

@@ -8,7 +8,8 @@
 #
 #     pass 1 (statistics; the gradient's reduce pass)   read x (and dy) once
 #       per block b:  s_b = sum x        m_b = s_b / n_b     q_b = sum (x - m_b)**2
-#                     gradient: D_b = sum dy, P_b = sum dy (x - m_b)   (block re-read in L1)
+#                     gradient: D_b = sum dy, P_b = sum dy (x - m_b)   (with q_b: one more
+#                     sweep of the block, in L1)
 #       per channel:  mean = sum s_b / M                 (the plain sum: IEEE's NaN/Inf)
 #                     var  = sum [q_b + n_b (m_b - mean)**2] / M     (exact regrouping of
 #                            sum (x - mean)**2: every term >= 0, no cancellation)
@@ -107,36 +108,44 @@ def _squares_lanes(a, j0, j1, m, acc):
     return total
 
 
-def _cross_lanes(a, d, j0, j1, m, acc, acc2):
-    """(sum d[j0:j1], sum d * (a - m)) in float64, as _sum_lanes."""
+def _squares_cross_lanes(a, d, j0, j1, m, acc, acc2, acc3):
+    """(sum (a - m)**2, sum d, sum d * (a - m)) over [j0, j1) in float64, as _sum_lanes:
+    the gradient's block in one sweep."""
     w = _U(acc.size)
     for l in range(w):
         acc[l] = 0.0
         acc2[l] = 0.0
+        acc3[l] = 0.0
     j, end = _U(j0), _U(j1)
     while j + w <= end:
         for l in range(w):
+            c = a[j + l] - m
             e = d[j + l] * 1.0
-            acc[l] += e
-            acc2[l] += e * (a[j + l] - m)
+            acc[l] += c * c
+            acc2[l] += e
+            acc3[l] += e * c
         j += w
-    t = p = 0.0
+    q = t = p = 0.0
     while j < end:
+        c = a[j] - m
         e = d[j] * 1.0
+        q += c * c
         t += e
-        p += e * (a[j] - m)
+        p += e * c
         j += _U(1)
     for l in range(w):
-        t += acc[l]
-        p += acc2[l]
-    return t, p
+        q += acc[l]
+        t += acc2[l]
+        p += acc3[l]
+    return q, t, p
 
 
 def _plane_stats(r0, r1, x, dy, counts, sums, squares, dsums, cross, block):
     """Pass 1 on planes x (N*C, S): per row r in [r0, r1) and block k, the block's count,
     sum, squares about its mean and (dy given, size > 0) dy's sum and cross term."""
     s = x.shape[1]
-    acc, acc2 = np.empty(LANES), np.empty(LANES)
+    acc, acc2, acc3 = np.empty(LANES), np.empty(LANES), np.empty(LANES)
+    gradient = dy.size > 0
     for r in range(r0, r1):
         row = x[r]
         k = 0
@@ -147,9 +156,11 @@ def _plane_stats(r0, r1, x, dy, counts, sums, squares, dsums, cross, block):
             m = total / n
             counts[r, k] = n
             sums[r, k] = total
-            squares[r, k] = _squares_lanes(row, j0, j1, m, acc)
-            if dy.size > 0:
-                dsums[r, k], cross[r, k] = _cross_lanes(row, dy[r], j0, j1, m, acc, acc2)
+            if gradient:
+                squares[r, k], dsums[r, k], cross[r, k] = _squares_cross_lanes(
+                    row, dy[r], j0, j1, m, acc, acc2, acc3)
+            else:
+                squares[r, k] = _squares_lanes(row, j0, j1, m, acc)
             k += 1
 
 
@@ -238,8 +249,8 @@ def _U(i):
     return i
 
 
-_NUMBA_FUNCTIONS = ("_sum_lanes", "_squares_lanes", "_cross_lanes", "_plane_stats", "_row_stats",
-                    "_plane_affine", "_row_affine", "_plane_grad", "_row_grad")
+_NUMBA_FUNCTIONS = ("_sum_lanes", "_squares_lanes", "_squares_cross_lanes", "_plane_stats",
+                    "_row_stats", "_plane_affine", "_row_affine", "_plane_grad", "_row_grad")
 _KERNELS = {}
 _setup_lock = threading.Lock()
 
