@@ -293,3 +293,10 @@ def test_dask_suite_verifies_both_libraries():
     assert [(r["call"], r["library"]) for r in rows] == [
         (c.name, lib) for c in bench.CALLS for lib in bench.LIBRARIES]
     assert all(r["status"] == "pass" and r["median_s"] > 0 for r in rows)
+
+
+def test_bench_suite_refuses_an_unknown_call_before_starting_a_cluster(capsys):
+    from convbench import cli
+
+    assert cli.main(["bench", "--suite", "dask", "--filter", "no-such-call"]) == cli.EXIT_USAGE
+    assert "correlate-15x15" in capsys.readouterr().err
