@@ -5,7 +5,7 @@
 #                 |                    |
 #   conv_torch's border logic    inside precision(benchmark, tf32): cudnn.benchmark and the
 #   (F.pad, index gathers,       TF32 switches (torch.backends.cudnn.conv / cuda.matmul
-#   autograd fold-back for the   fp32_precision, or the legacy allow_tf32 flags) set for the
+#   index_add_ fold-back for the fp32_precision, or the legacy allow_tf32 flags) set for the
 #   gradient): device-agnostic   call and restored after it, whatever the caller had
 #
 #   conv_relu: conv, then torch.relu as a second kernel (the unfused sequence that a fused
