@@ -195,6 +195,15 @@ def test_lazy_until_computed_and_errors_before_any_work():
         convbench.correlate(np.ones(5), da.ones(3, chunks=3))
 
 
+def test_results_of_different_kernels_keep_apart_in_one_graph():
+    x = np.arange(24.0).reshape(4, 6)
+    xd = da.from_array(x, chunks=2)
+    w1, w2 = np.ones((3, 3)), np.eye(3)
+    both = da.stack([convbench.correlate(xd, w1), convbench.correlate(xd, w2)]).compute(**SYNC)
+    np.testing.assert_allclose(both[0], convbench.correlate(x, w1))
+    np.testing.assert_allclose(both[1], convbench.correlate(x, w2))
+
+
 def test_valid_and_full_state_their_chunks():
     x = da.from_array(np.arange(20.0), chunks=(6, 6, 6, 2))
     w = np.ones(5)

@@ -302,17 +302,17 @@ class DaskPlan:
 
         x, w = self._check(arrays)
         axes = self.layout(x.chunks)
-        name = f"convbench-{self.op}-" + tokenize(x.name, getattr(w, "name", None), self.call,
-                                                  self.halo, self.extent)
-        piece = name + "-window"
         dependencies = [x]
         w_key = None
-        if w is not None:
+        if w is not None:     # one chunk; a numpy kernel's dask name is a hash of its values
             w = w if _is_dask(w) else da.from_array(w, chunks=w.shape)
             if any(n > 1 for n in w.numblocks):
                 w = w.rechunk(w.shape)
             dependencies.append(w)
             w_key = (w.name,) + (0,) * w.ndim
+        name = f"convbench-{self.op}-" + tokenize(x.name, w_key, self.call, self.halo,
+                                                  self.extent)
+        piece = name + "-window"
         layer = {}
         for block in itertools.product(*(range(len(a.chunks)) for a in axes)):
             per_axis = [axes[a].pieces[j] for a, j in enumerate(block)]
