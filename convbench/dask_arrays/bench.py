@@ -145,11 +145,15 @@ def verify(call: Call, x_host: np.ndarray, got_at: dict) -> tuple[bool, str]:
     return bool((err <= tol).all()), f"{len(index)} points, worst error/bound {worst:.2g}"
 
 
-def halo(call: Call) -> tuple:
+def halo(call: Call, shape=SHAPE) -> tuple:
+    """The (low, high) halo per axis, from the op's record: where the border zones are."""
+    from convbench.spec import Spec
+
+    shapes = [shape] + ([call.kernel] if call.kernel else [])
+    spec = Spec.make(call.op, shapes, ["float32"] * len(shapes), **dict(call.kwargs))
     if call.op == "gaussian":
-        r = int(4.0 * dict(call.kwargs)["sigma"] + 0.5)
-        return ((r, r),) * 2
-    return tuple((k // 2, k - 1 - k // 2) for k in call.kernel)
+        return tuple((r, r) for r in spec.operation.radii(spec))
+    return tuple(spec.operation.pads(spec))
 
 
 def measure(calls=CALLS, shape=SHAPE, chunk=CHUNK, protocol=None, progress=print):
@@ -166,7 +170,7 @@ def measure(calls=CALLS, shape=SHAPE, chunk=CHUNK, protocol=None, progress=print
         threads = client.run(_worker_threads)
         for call in calls:
             fns, checks = {}, {}
-            points = sample_points(shape, halo(call), chunk)
+            points = sample_points(shape, halo(call, shape), chunk)
             for library in LIBRARIES:
                 y = lazy(call, library, x)
                 run(client, y)                      # warm: imports, plans, compilation
