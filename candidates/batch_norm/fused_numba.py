@@ -53,7 +53,7 @@ NONFINITE = True
 
 BLOCK = 2048                 # values of one row per block (x and dy: 16 KiB in L1)
 ROW_BLOCK_BYTES = 16384      # (R, C) layout: rows per block so that a block is ~16 KiB
-JOBS_PER_THREAD = 4
+JOBS_PER_THREAD = 16
 LANES = 64                   # partial sums of a block (float64, vectorised)
 
 
