@@ -323,7 +323,7 @@ def _report_training(args) -> int:
     from convbench import results, training
 
     out_dir = args.output or results.RUNS_DIR.parent / "report"
-    written, text = training.training_report(out_dir)
+    written, text = training.training_report(out_dir, threads=args.threads)
     print(text)
     for path in written:
         print(f"wrote {path}")
@@ -460,6 +460,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--output", default=None, help="folder (default results/report)")
     sp.add_argument("--training", action="store_true", help="train the seed CNN through "
                     "convbench.nn and torch.nn instead: loss curves and time per step")
+    sp.add_argument("--threads", type=thread_count, default=None,
+                    help="with --training: threads for torch (default: all cores)")
     sp.set_defaults(func=cmd_report)
 
     from convbench import gate

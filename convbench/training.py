@@ -278,20 +278,23 @@ def loss_plot(comparison: Comparison, path: Path, batch_size: int) -> Path:
 
 def training_report(out_dir, steps: int = 300, batch_size: int = 64, batch_sizes=BATCH_SIZES,
                     protocol=None, threads: int | None = None) -> tuple[list[Path], str]:
-    """Train both float32 models for ``steps`` steps and time a step at ``batch_sizes``;
+    """Train both float32 models for ``steps`` steps and time a step at ``batch_sizes``,
+    with ``threads`` threads (None: every core);
     writes ``training_loss.png`` and ``training.md`` into ``out_dir``. Returns the paths
     written and the text printed (the step table and the final losses)."""
     import torch
 
     from convbench import results
     from convbench.machine import metadata
+    from convbench.thread_settings import threads as thread_count
 
     out_dir = Path(out_dir)
     steps, batch_size = _count(steps, "steps"), _count(batch_size, "batch_size")
     results.check_writable(out_dir, "report folder", folder=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = digits("float32")
-    comparison = compare("float32", steps, batch_size, data=data)
+    with thread_count(threads, libraries=("torch",)):
+        comparison = compare("float32", steps, batch_size, data=data)
     rows = step_times(batch_sizes, protocol, threads, data=data)
     png = loss_plot(comparison, out_dir / "training_loss.png", batch_size)
     final = ", ".join(f"{name} {losses[-1]:.4f}" for name, losses in comparison.losses.items())
