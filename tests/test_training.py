@@ -160,3 +160,19 @@ def test_training_report_writes_the_curves_and_the_step_table(tmp_path):
     body = md.read_text()
     assert "| 8 | 1 |" in body and "convbench.nn" in body and "torch.nn" in body
     assert "3 SGD steps of batch 16" in text
+
+
+def test_report_training_command_runs_the_training_report(tmp_path, monkeypatch, capsys):
+    from convbench import cli
+
+    calls = []
+
+    def report(out_dir, **kwargs):
+        calls.append((out_dir, kwargs))
+        return [tmp_path / "training.md"], "the step table"
+
+    monkeypatch.setattr(training, "training_report", report)
+    assert cli.main(["report", "--training", "--output", str(tmp_path), "--threads", "1"]) == 0
+    assert calls == [(str(tmp_path), {"threads": 1})]
+    out = capsys.readouterr().out
+    assert "the step table" in out and f"wrote {tmp_path / 'training.md'}" in out
