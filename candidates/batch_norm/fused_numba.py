@@ -21,7 +21,9 @@
 #
 #   Threads: bands of rows (planes: (n, c) rows; (R, C): blocks of rows) handed out by
 #   candidates.runtime.run_jobs to nogil kernels; per-block sums go to arrays that numpy
-#   combines per channel (a few hundred values a channel).
+#   combines per channel (a few hundred values a channel). (R, C) blocks are >= 32 rows
+#   and ~256 KiB (L2): with 2-row blocks BatchNorm1d (256, 1024) spent its time on the
+#   block arrays (5 MB) and ran 5x slower than torch on one thread.
 # Wins: large activations (seed-batchnorm (10, 100, 224, 224) float32, ResNet's
 #   (N, 64, 56, 56)): the data is read 2 times forward and 4 backward with the training
 #   statistics recomputed inside the reduce pass (no saved tensors needed).
@@ -52,7 +54,8 @@ ERROR = "direct"
 NONFINITE = True
 
 BLOCK = 2048                 # values of one row per block (x and dy: 16 KiB in L1)
-ROW_BLOCK_BYTES = 16384      # (R, C) layout: rows per block so that a block is ~16 KiB
+ROW_BLOCK_BYTES = 262144     # (R, C) layout: a block of rows stays in L2 (~256 KiB of x)
+ROW_BLOCK_MIN = 32           # rows per block at least: the per-block sums stay small
 JOBS_PER_THREAD = 16
 LANES = 64                   # partial sums of a block (float64, vectorised)
 
@@ -341,7 +344,7 @@ def _block_sums(layout, xv, dyv):
         # row r = (n, c): to (n * nb blocks, C)
         return [a.reshape(-1, c, nb).transpose(0, 2, 1).reshape(-1, c) for a in arrays]
     r_all, c = xv.shape
-    rows = max(1, ROW_BLOCK_BYTES // (8 * c))
+    rows = _rows_per_block(layout, xv)
     nb = -(-r_all // rows)
     arrays = [np.empty((nb, c)) for _ in range(5)]
     _run(k["_row_stats"], nb, (xv, dyv if gradient else empty_dy, *arrays, rows), xv.size)
@@ -366,7 +369,7 @@ def _channel(layout, v, c) -> np.ndarray:
 
 
 def _rows_per_block(layout, xv) -> int:
-    return max(1, ROW_BLOCK_BYTES // (8 * xv.shape[1]))
+    return max(ROW_BLOCK_MIN, ROW_BLOCK_BYTES // (xv.itemsize * xv.shape[1]))
 
 
 def _affine(layout, xv, shift, scale, offset):
