@@ -644,3 +644,41 @@ def test_image_gradients_full_jacobian_every_mix(op, border, padding, origin):
     fn = getattr(T, op)
     gradcheck(lambda x, w: fn(x, w, border=border, cval=-0.5, padding=padding, origin=origin),
               (x, w), fast=False)
+
+
+# ---------------------------------------------------------------------------------------
+# GPU: the same operators on CUDA tensors (the default choice there: cuDNN through torch)
+# ---------------------------------------------------------------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="no CUDA GPU (torch.cuda.is_available() is False): the "
+                                       "operators' CUDA path is not run here")
+
+GPU_CALLS = {
+    "correlate": lambda x: T.correlate(x[0, 0], x[0, 1, :3, :3], border="reflect", cval=0.5),
+    "gaussian": lambda x: T.gaussian(x[0, 0], 1.0, border="wrap"),
+    "conv": lambda x: T.conv(x, x[:, :, :3, :3] * 1.5, stride=2, padding="same",
+                             border="symmetric"),
+    "conv_transpose": lambda x: T.conv_transpose(x, x[0, :, :3, :2].unsqueeze(1), stride=2,
+                                                 padding=1),
+    "max_pool": lambda x: T.max_pool(x, 3, 2, 1, ceil_mode=True),
+    "avg_pool": lambda x: T.avg_pool(x, 3, 2, 1, count_include_pad=False),
+    "lp_pool": lambda x: T.lp_pool(x.abs() + 0.1, 2, 2),
+    "batch_norm": lambda x: T.batch_norm(x, None, None, x[0, 0, 0, :4], None, training=True),
+}
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("name", list(GPU_CALLS))
+def test_gradients_on_the_gpu_equal_the_cpu_ones(name):
+    cpu = rand(2, 4, 9, 8)
+    gpu = cpu.detach().cuda().requires_grad_()
+    y_cpu, y_gpu = GPU_CALLS[name](cpu), GPU_CALLS[name](gpu)
+    assert y_gpu.device.type == "cuda" and y_gpu.requires_grad
+    torch.testing.assert_close(y_gpu.cpu(), y_cpu, rtol=1e-10, atol=1e-10)
+    gy = rand(*y_cpu.shape, grad=False, seed=9)
+    (g_cpu,) = torch.autograd.grad(y_cpu, cpu, gy)
+    (g_gpu,) = torch.autograd.grad(y_gpu, gpu, gy.cuda())
+    assert g_gpu.device.type == "cuda"
+    torch.testing.assert_close(g_gpu.cpu(), g_cpu, rtol=1e-10, atol=1e-10)
