@@ -29,7 +29,7 @@ import numpy as np
 from convbench.cases.conv import LAYERS
 from convbench.timing import Protocol, measure
 
-# N per layer family on a 2-core CPU: the torch forward stays near or under ~60 ms
+# N per layer family, scaled for a 2-core CPU (the GPU shapes' 16-128 would take minutes)
 BATCH = {"D": 4, "R": 2, "V": 1, "S": 1}
 ERROR_FACTOR = 2.0      # both sides of a comparison may sit anywhere inside their bound
 U32 = 2.0 ** -24
@@ -47,7 +47,6 @@ class Layer:
     x_shape: tuple
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
-    note: str = ""
 
     def terms(self, y_shape) -> dict[str, int]:
         """K per result: the longest sum of products behind one element (+1 for a bias)."""
