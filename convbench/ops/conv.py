@@ -550,7 +550,7 @@ OPS = {
     "conv_grad_weight": ConvGrad(
         "conv_grad_weight", ("x", "dy"), (("weight_shape", REQUIRED),) + _CONV_DEFAULTS,
         shape_param="weight_shape",
-        candidates={**_OURS, **_CUDNN},
+        candidates={**_OURS, "tapgemm_numpy": "candidates.conv.tapgemm_numpy", **_CUDNN},
         peers=_PEERS,
         preference=_PREFERENCE,
         suites={"small": cases.small_grad_cases, "layers": cases.layer_cases,
