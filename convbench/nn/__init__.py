@@ -26,6 +26,18 @@ def ops():
     return torch_ops
 
 
+def batched(layer, x, run):
+    """``run`` on (N, C, *spatial); an unbatched (C, *spatial) input is given N = 1 (as
+    torch.nn's layers do). ``layer.spatial`` is the layer's number of spatial axes."""
+    n = layer.spatial
+    if x.dim() == n + 1:
+        return run(x.unsqueeze(0)).squeeze(0)
+    if x.dim() != n + 2:
+        raise ValueError(f"{type(layer).__name__} expects input of {n + 1} (unbatched) or "
+                         f"{n + 2} (N, C, *spatial) dimensions, got shape {tuple(x.shape)}")
+    return run(x)
+
+
 from convbench.nn.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d  # noqa: E402
 from convbench.nn.conv import (  # noqa: E402
     Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)

@@ -15,7 +15,7 @@ import math
 import torch
 from torch.nn import Module, Parameter, init
 
-from convbench.nn import ops
+from convbench.nn import batched, ops
 from refimpl.geometry import as_tuple, is_int, positive_tuple
 from refimpl.pad import canonical_border
 
@@ -151,14 +151,7 @@ class _ConvLayer(Module):
         return s
 
     def _batched(self, x, run):
-        """``run`` on (N, C, *spatial); an unbatched (C, *spatial) input is given N = 1."""
-        n = self.spatial
-        if x.dim() == n + 1:
-            return run(x.unsqueeze(0)).squeeze(0)
-        if x.dim() != n + 2:
-            raise ValueError(f"{type(self).__name__} expects input of {n + 1} (unbatched) or "
-                             f"{n + 2} (N, C, *spatial) dimensions, got shape {tuple(x.shape)}")
-        return run(x)
+        return batched(self, x, run)
 
 
 class _Conv(_ConvLayer):

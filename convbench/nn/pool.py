@@ -7,21 +7,14 @@ from __future__ import annotations
 
 from torch.nn import Module
 
-from convbench.nn import ops
+from convbench.nn import batched, ops
 
 
 class _Pool(Module):
     spatial = 0
 
     def _batched(self, x, run):
-        """``run`` on (N, C, *spatial); an unbatched (C, *spatial) input is given N = 1."""
-        n = self.spatial
-        if x.dim() == n + 1:
-            return run(x.unsqueeze(0)).squeeze(0)
-        if x.dim() != n + 2:
-            raise ValueError(f"{type(self).__name__} expects input of {n + 1} (unbatched) or "
-                             f"{n + 2} (N, C, *spatial) dimensions, got shape {tuple(x.shape)}")
-        return run(x)
+        return batched(self, x, run)
 
     def _algorithm_repr(self) -> str:
         return "" if self.algorithm is None else f", algorithm={self.algorithm!r}"
