@@ -329,44 +329,52 @@ _CANDIDATES = {"strided_numpy": "candidates.pool.strided_numpy",
                "pool_torch": "candidates.pool.pool_torch",
                "cudnn_torch": "candidates.pool.cudnn_torch"}
 _PEERS = frozenset({"pool_torch", "cudnn_torch"})
-# "torch" means tensors on a GPU (CPU tensors get the numpy choice)
-_PREFERENCE = {"numpy": ("strided_numpy", "pool_torch"),
-               "torch": ("cudnn_torch", "pool_torch", "strided_numpy")}
-_POOL = dict(candidates=_CANDIDATES, peers=_PEERS, preference=_PREFERENCE)
+# "torch" means tensors on a GPU (CPU tensors get the numpy choice). On the CPU, by the
+# measured medians of both on the seed CNN's pools (2x2 on N x 3 x 24 x 24 and N x 6 x 8 x 8,
+# N = 64 and 1000) and the ResNet/VGG layer shapes (one thread, numpy arrays and CPU
+# tensors alike): max_pool: strided_numpy (pool_torch 1.0-2.8x its time); max_pool_grad:
+# pool_torch (0.22-0.48x strided_numpy's: one scatter of torch's indices against a pass
+# per window tap); avg_pool and avg_pool_grad: pool_torch (0.19-0.36x on global average
+# pools, 0.5-0.75x on the seed's second pool and ResNet's stem at N = 8, 0.9-1.46x on the
+# small windows of one image or the seed's first pool); lp_pool: strided_numpy.
+_STRIDED_FIRST = {"numpy": ("strided_numpy", "pool_torch"),
+                  "torch": ("cudnn_torch", "pool_torch", "strided_numpy")}
+_TORCH_FIRST = {"numpy": ("pool_torch", "strided_numpy"), "torch": _STRIDED_FIRST["torch"]}
+_POOL = dict(candidates=_CANDIDATES, peers=_PEERS)
 
 OPS = {
     "max_pool": Pool(
-        "max_pool", ("x",), _MAX, forward="max_pool", **_POOL,
+        "max_pool", ("x",), _MAX, forward="max_pool", **_POOL, preference=_STRIDED_FIRST,
         suites={"small": cases.small_max_cases, "quick": cases.quick_pool_cases,
                 "layers": cases.layer_pool_cases,
                 "bfloat16": cases.bfloat16_cases},
         asv=Asv(time=(("quick", 1), ("layers", 1)), peakmem=1),
     ),
     "max_pool_grad": Pool(
-        "max_pool_grad", ("dy", "x"), _MAX, forward="max_pool", **_POOL,
+        "max_pool_grad", ("dy", "x"), _MAX, forward="max_pool", **_POOL, preference=_TORCH_FIRST,
         suites={"small": cases.small_max_cases, "layers": cases.layer_pool_cases,
                 "bfloat16": cases.bfloat16_cases},
         asv=Asv(time=(("layers", 1),)),
     ),
     "avg_pool": Pool(
-        "avg_pool", ("x",), _AVG, forward="avg_pool", **_POOL,
+        "avg_pool", ("x",), _AVG, forward="avg_pool", **_POOL, preference=_TORCH_FIRST,
         suites={"small": cases.small_avg_cases, "layers": cases.layer_pool_cases,
                 "bfloat16": cases.bfloat16_cases},
         asv=Asv(time=(("layers", 1),)),
     ),
     "avg_pool_grad": Pool(
         "avg_pool_grad", ("dy",), (("input_shape", REQUIRED),) + _AVG, forward="avg_pool",
-        **_POOL,
+        **_POOL, preference=_TORCH_FIRST,
         suites={"small": cases.small_avg_cases, "layers": cases.layer_pool_cases,
                 "bfloat16": cases.bfloat16_cases},
     ),
     "lp_pool": Pool(
-        "lp_pool", ("x",), _LP, forward="lp_pool", **_POOL,
+        "lp_pool", ("x",), _LP, forward="lp_pool", **_POOL, preference=_STRIDED_FIRST,
         suites={"small": cases.small_lp_cases,
                 "bfloat16": cases.bfloat16_cases},
     ),
     "lp_pool_grad": Pool(
-        "lp_pool_grad", ("dy", "x"), _LP, forward="lp_pool", **_POOL,
+        "lp_pool_grad", ("dy", "x"), _LP, forward="lp_pool", **_POOL, preference=_STRIDED_FIRST,
         suites={"small": cases.small_lp_cases,
                 "bfloat16": cases.bfloat16_cases},
     ),
