@@ -165,3 +165,19 @@ def test_bench_suite_nn_prints_the_table(monkeypatch, capsys):
     assert code == 0, out
     assert "vgg-maxpool-14-n2" in out and "pass" in out and "fwd+bwd ratio" in out
     assert cli.main(["bench", "--suite", "nn", "--filter", "nothing-like-this"]) == cli.EXIT_USAGE
+
+
+def test_asv_suite_covers_every_layer_and_skips_wrong_ones(monkeypatch):
+    import suites.nn_bench
+
+    names, libraries, directions = suites.nn_bench.Layer.params
+    assert names == [layer.name for layer in nn_bench.all_layers()]
+    assert libraries == list(nn_bench.PEERS) and directions == ["forward", "forward+backward"]
+    bench = suites.nn_bench.Layer()
+    monkeypatch.setattr(nn_bench, "by_name", lambda name: SMALL["conv"])
+    bench.setup("tiny-conv", "convbench.nn", "forward+backward")
+    bench.time_layer("tiny-conv", "convbench.nn", "forward+backward")
+    real = nn_bench.prepare
+    monkeypatch.setattr(nn_bench, "prepare", lambda layer: (*real(layer)[:3], {"convbench.nn": "y: off"}))
+    with pytest.raises(NotImplementedError, match="wrong result"):
+        bench.setup("tiny-conv", "convbench.nn", "forward")
