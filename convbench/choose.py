@@ -22,7 +22,8 @@ The cost model is a measured table, not a formula fitted once somewhere else:
    rank (16), kernel aspect (4: 1xk vs kxk) and border (1). The first candidate of that
    ranking that is available and supports the call wins.
 4. Ops without table rows use ``RULES``: each op record's ``preference``, a short list
-   per array library (convbench.ops).
+   per array library (convbench.ops); an op with a ``ShapeRule`` (conv_grad_weight) puts
+   the candidate its stated rule names first where the rule applies.
 
 A wrong result is never chosen: only candidates that passed verification on a case are
 ranked, and every candidate is verified on the small cases by the test suite.
@@ -40,7 +41,7 @@ import numpy as np
 
 from convbench import arrays as xp
 from convbench import values
-from convbench.ops import Derived, all_ops
+from convbench.ops import Derived, ShapeRule, all_ops
 
 PACKAGED_TABLE = Path(__file__).with_name("choices.json")
 SCHEMA = "convbench-choices"
@@ -220,6 +221,11 @@ def ranked(spec, library: str = "numpy", kernel=None) -> tuple[tuple[str, ...], 
                f"{f['border']})")
     fallback = RULES.get((spec.op, library), ())
     rule = f"the preference list of {spec.op} on {library} arrays"
+    first = spec.operation.preferred_first(spec, library) \
+        if isinstance(spec.operation, ShapeRule) else None
+    if first is not None:
+        fallback = (first[0],) + tuple(n for n in fallback if n != first[0])
+        rule = f"{first[0]} first ({first[1]}), then {rule}"
     if library == "torch":  # tensors stay where they are: torch first, then the table
         names = tuple(dict.fromkeys(fallback[:1] + measured + fallback))
         why = f"{rule} puts {fallback[0]} first" + (f"; then the {why}" if why else "") \

@@ -26,7 +26,8 @@ Methods give the maths: ``normalize`` (validation), ``output_shape``, ``oracle``
 Hooks that only some ops have are protocols, not stubs: ``Bordered`` (border_zones: where
 verification samples), ``Normwise`` (fft_sizes: the 'fft' and 'iir' error models) and
 ``ThroughCorrelate`` (as_correlate, correlate_call: an op whose record ``reuses``
-correlate's candidates) and ``SeveralOutputs`` (an op whose candidates return a tuple:
+correlate's candidates), ``ShapeRule`` (preferred_first: a candidate the default choice
+tries first where a stated rule of the shapes applies) and ``SeveralOutputs`` (an op whose candidates return a tuple:
 batch_norm's output and new running statistics).
 
 Adding an op: its oracle (refimpl/<family>.py), its record (here, in the family's
@@ -255,6 +256,15 @@ class ThroughCorrelate(Protocol):
 
     def correlate_call(self, arrays, kwargs):
         """(arrays, kwargs) of the correlate call that computes this op."""
+
+
+@runtime_checkable
+class ShapeRule(Protocol):
+    """An op without measured-table rows whose default choice on CPU arrays tries one
+    candidate first where a stated rule of the call's shapes says it wins."""
+
+    def preferred_first(self, spec, library: str) -> tuple[str, str] | None:
+        """(candidate name, the rule in words) where the rule applies, else None."""
 
 
 @runtime_checkable

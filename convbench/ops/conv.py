@@ -379,6 +379,23 @@ class ConvGrad(LayerOp):
     def terms(self, spec):
         return _grad_terms(spec)
 
+    def preferred_first(self, spec, library: str):
+        """tapgemm_numpy for conv_grad_weight on CPU arrays where it beat conv_torch and
+        im2col_numpy in one run (results/README.md): stride 1, at most 4 groups, and one
+        input channel per group with at most 16 outputs per group, or one output channel
+        per group. Outside that (3 -> 3 channels, 1 -> 64, depthwise over 32 channels) torch's
+        kernels or im2col's single GEMM win."""
+        if self.name != "conv_grad_weight" or library != "numpy":
+            return None
+        layer = self.layer(spec)
+        cg, og = layer.in_per_group, layer.out_per_group
+        if any(s != 1 for s in layer.stride) or layer.groups > 4 or \
+                not ((cg == 1 and og <= 16) or og == 1):
+            return None
+        return "tapgemm_numpy", (f"stride 1, {layer.groups} group(s) of {cg} input and {og} "
+                                 "output channel(s): one input channel per group with at most "
+                                 "16 outputs, or one output channel per group")
+
     def work(self, spec):
         layer = self.layer(spec)
         if self.name == "conv_grad_input":
