@@ -781,6 +781,97 @@ def test_per_channel_opencv_refuses_what_filter2d_cannot_do():
 
 
 # ---------------------------------------------------------------------------------------
+# tapgemm_numpy: every product path against torch's weight gradient; the default choice's
+# shape rule for conv_grad_weight
+# ---------------------------------------------------------------------------------------
+
+TAPGEMM_CASES = {
+    # (N, C, O, spatial, kernel, dilation, groups, border): Cg <= Og and Cg > Og run
+    # matrix-vector products, 8 x 8 one GEMM per tap
+    "cg1-og5-2d-reflect": (2, 1, 5, (9, 7), (3, 2), 1, 1, "reflect"),
+    "cg6-og2-2d-wrap-groups": (3, 12, 4, (6, 8), (3, 3), (2, 1), 2, "wrap"),
+    "gemm-8x8-2d-edge": (2, 8, 8, (7, 6), (2, 3), 1, 1, "edge"),
+    "1d-dilated-symmetric": (2, 2, 3, (19,), (4,), 3, 1, "symmetric"),
+    "3d-constant-groups": (1, 4, 4, (5, 4, 6), (3, 2, 3), 1, 4, "constant"),
+}
+
+
+@pytest.mark.parametrize("case", TAPGEMM_CASES.values(), ids=TAPGEMM_CASES.keys())
+def test_tapgemm_matches_torch_weight_gradient(case):
+    from candidates.conv.tapgemm_numpy import conv_grad_weight as tapgemm
+
+    batch, channels, outputs, spatial, kernel, dilation, groups, border = case
+    rng = np.random.default_rng(91)
+    x = rng.standard_normal((batch, channels) + spatial)
+    weight_shape = (outputs, channels // groups) + kernel
+    pads = layer_padding(spatial, kernel, "same", 1, dilation)
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode=border,
+                **({"constant_values": 0.75} if border == "constant" else {}))
+    out = conv_output_shape(spatial, kernel, pads, (1,) * len(spatial),
+                            np.broadcast_to(dilation, (len(spatial),)))
+    dy = rng.standard_normal((batch, outputs) + tuple(out))
+    expected = TORCH_GRAD[len(spatial)][1](tt(xp), weight_shape, tt(dy), dilation=dilation,
+                                           groups=groups).numpy()
+    # channels-last x and a reversed-stride dy: the planes are copied from any layout
+    x_last = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+    dy_flipped = np.flip(np.flip(dy, -1).copy(), -1)
+    got = tapgemm(x_last, dy_flipped, weight_shape, padding="same", dilation=dilation,
+                  groups=groups, border=border, cval=0.75)
+    np.testing.assert_allclose(got, expected, rtol=1e-11, atol=1e-11)
+    got32 = tapgemm(x.astype(np.float32), dy.astype(np.float32), weight_shape, padding="same",
+                    dilation=dilation, groups=groups, border=border, cval=0.75)
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_tapgemm_refuses_stride_and_bfloat16():
+    module = registry.get("conv_grad_weight", "tapgemm_numpy").module
+    spec = Spec.make("conv_grad_weight", [(1, 2, 9, 9), (1, 3, 4, 7)], ["float32"] * 2,
+                     weight_shape=(3, 2, 3, 3), stride=(2, 1))
+    assert "stride" in module.supports(spec)
+    spec = Spec.make("conv_grad_weight", [(1, 2, 9, 9), (1, 3, 7, 7)], ["bfloat16"] * 2,
+                     weight_shape=(3, 2, 3, 3))
+    assert "bfloat16" in module.supports(spec)
+    with pytest.raises(ValueError, match="stride"):
+        module.conv_grad_weight(np.ones((1, 2, 9, 9)), np.ones((1, 3, 4, 7)), (3, 2, 3, 3),
+                                stride=(2, 1))
+
+
+@pytest.mark.parametrize("x_shape, weight_shape, kwargs, first", [
+    ((1, 1, 500, 500), (1, 1, 3, 3), dict(padding=1), "tapgemm_numpy"),    # seed-grad-kernel
+    ((8, 1, 28, 28), (16, 1, 3, 3), dict(padding=1), "tapgemm_numpy"),     # 1 -> 16
+    ((2, 64, 16, 16), (1, 64, 3, 3), {}, "tapgemm_numpy"),                  # 64 -> 1
+    ((2, 3, 12, 12), (3, 1, 3, 3), dict(groups=3), "tapgemm_numpy"),        # depthwise RGB
+    ((8, 3, 28, 28), (3, 3, 3, 3), dict(padding=1), "conv_torch"),          # 3 -> 3
+    ((8, 1, 28, 28), (32, 1, 3, 3), dict(padding=1), "conv_torch"),         # 1 -> 32
+    ((2, 32, 12, 12), (32, 1, 3, 3), dict(groups=32), "conv_torch"),        # 32 groups
+    ((1, 1, 500, 500), (1, 1, 3, 3), dict(padding=1, stride=2), "conv_torch"),
+])
+def test_grad_weight_default_choice_rule(x_shape, weight_shape, kwargs, first):
+    layer = refimpl.conv.validate(x_shape, weight_shape, **kwargs)
+    spec = Spec.make("conv_grad_weight", [x_shape, layer.out_shape], ["float64"] * 2,
+                     weight_shape=weight_shape, **kwargs)
+    names, why = convbench.choose.ranked(spec, "numpy")
+    assert names[0] == first
+    assert ("tapgemm_numpy first" in why) == (first == "tapgemm_numpy")
+    assert convbench.choose.ranked(spec, "torch")[0][0] == "cudnn_autotune_torch"  # GPU tensors
+
+
+def test_grad_weight_default_with_nan_falls_back_to_the_oracles_placement():
+    # tapgemm_numpy declares NONFINITE False: a NaN in x goes to the next candidate, whose
+    # result holds NaN exactly at the taps that read it (torch's gradient as the check)
+    x = np.random.default_rng(92).standard_normal((1, 1, 12, 10))
+    x[0, 0, 0, 9] = np.nan              # xp[1, 10]: read by the taps r <= 1, s >= 1 only
+    dy = np.ones((1, 1, 12, 10))
+    got = convbench.conv_grad_weight(x, dy, (1, 1, 3, 3), padding=1)
+    expected = torch.nn.grad.conv2d_weight(tt(x), (1, 1, 3, 3), tt(dy), padding=1).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.isnan(got).any() and not np.isnan(got).all()
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
 # The planted-bug catalogue: each buggy function is rejected by convbench.verify; a correct
 # function built on torch directly passes
 # ---------------------------------------------------------------------------------------
