@@ -43,6 +43,7 @@ gives; gradients come back in each input's own dtype.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Optional
@@ -156,12 +157,35 @@ def _spatial(x, name: str = "x", shape=None) -> int:
     return ndim - 2
 
 
-def _layer_keywords(x_spatial, k_spatial, stride, padding, dilation):
+def _resolved_layer_keywords(x_spatial, k_spatial, stride, padding, dilation):
     n = len(k_spatial)
-    stride = list(as_tuple(stride, n, "stride"))
-    dilation = list(as_tuple(dilation, n, "dilation"))
+    stride = as_tuple(stride, n, "stride")
+    dilation = as_tuple(dilation, n, "dilation")
     pads = layer_padding(x_spatial, k_spatial, padding, stride, dilation)
-    return stride, _flat(pads), dilation
+    return stride, tuple(_flat(pads)), dilation
+
+
+_remembered_layer_keywords = functools.lru_cache(maxsize=1024)(_resolved_layer_keywords)
+
+
+def _plain(value) -> bool:
+    """An int, a str, or a tuple of ints or of int pairs: keywords whose equal values are
+    equally valid (2.0 == 2 and True == 1 are refused where 2 is not)."""
+    kind = type(value)
+    return kind is int or kind is str or kind is tuple and all(
+        type(v) is int or type(v) is tuple and all(type(e) is int for e in v) for v in value)
+
+
+def _layer_keywords(x_spatial, k_spatial, stride, padding, dilation):
+    """The schema's (stride, flat per-side padding, dilation) lists, validated; remembered
+    per shapes and plain keywords (a layer makes the same call every step)."""
+    if _plain(stride) and _plain(padding) and _plain(dilation):
+        resolve = _remembered_layer_keywords
+    else:
+        resolve = _resolved_layer_keywords
+    stride, pads, dilation = resolve(tuple(x_spatial), tuple(k_spatial), stride, padding,
+                                     dilation)
+    return list(stride), list(pads), list(dilation)
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@
 #   bound (bfloat16's final rounding is u = 2^-8 relative).
 from __future__ import annotations
 
+import functools
+
 from candidates.torch_support import dtypes, gather_border, to_native  # noqa: F401  (the module's to_native)
 from refimpl.geometry import layer_padding, positive_tuple
 from refimpl.pad import source_indices
@@ -79,9 +81,35 @@ def _extend(x, pads, border, cval):
     return x
 
 
+@functools.lru_cache(maxsize=1024)
+def _geometry(in_spatial, kernel, stride, padding, dilation):
+    nsp = len(kernel)
+    stride = positive_tuple(stride, nsp, "stride")
+    dilation = positive_tuple(dilation, nsp, "dilation")
+    return stride, dilation, layer_padding(tuple(in_spatial), tuple(kernel), padding, stride,
+                                           dilation)
+
+
+def geometry(in_spatial, kernel, stride, padding, dilation):
+    """(stride, dilation, per-side padding) as tuples, validated; remembered per shapes and
+    keywords, since a layer makes the same call every step and resolving them costs as much
+    as a small convolution's arithmetic."""
+    try:
+        return _geometry(in_spatial, kernel, stride, padding, dilation)
+    except TypeError:           # an unhashable keyword (a list): resolved afresh
+        return _geometry.__wrapped__(in_spatial, kernel, stride, padding, dilation)
+
+
+def _as(t, dtype):
+    return t if t is None or t.dtype is dtype else t.to(dtype)
+
+
 def conv_input(x, in_spatial, kernel, stride, padding, dilation, border, cval):
     """(input to F.conv, torch padding argument) for our padding and border."""
-    pads = layer_padding(in_spatial, kernel, padding, stride, dilation)
+    return _padded(x, geometry(in_spatial, kernel, stride, padding, dilation)[2], border, cval)
+
+
+def _padded(x, pads, border, cval):
     symmetric = all(lo == hi for lo, hi in pads)
     if symmetric and (border == "constant" and cval == 0 or not any(lo for lo, _ in pads)):
         return x, tuple(lo for lo, _ in pads)
@@ -91,15 +119,12 @@ def conv_input(x, in_spatial, kernel, stride, padding, dilation, border, cval):
 def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="constant",
          cval=0.0):
     out, compute = dtypes(x, w, bias)
-    nsp = x.ndim - 2
-    stride = positive_tuple(stride, nsp, "stride")
-    dilation = positive_tuple(dilation, nsp, "dilation")
-    xin, torch_padding = conv_input(x.to(compute), tuple(x.shape[2:]), tuple(w.shape[2:]),
-                                     stride, padding, dilation, border, cval)
-    y = functional("conv", nsp)(xin, w.to(compute), None if bias is None else bias.to(compute),
-                                 stride=stride, padding=torch_padding, dilation=dilation,
-                                 groups=groups)
-    return y.to(out)
+    stride, dilation, pads = geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    xin, torch_padding = _padded(_as(x, compute), pads, border, cval)
+    y = functional("conv", len(stride))(xin, _as(w, compute), _as(bias, compute),
+                                        stride=stride, padding=torch_padding,
+                                        dilation=dilation, groups=groups)
+    return _as(y, out)
 
 
 def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
@@ -117,15 +142,13 @@ def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
 
     out, compute = dtypes(dy, w)
     nsp = dy.ndim - 2
-    in_spatial, kernel = tuple(input_shape[2:]), tuple(w.shape[2:])
-    stride = positive_tuple(stride, nsp, "stride")
-    dilation = positive_tuple(dilation, nsp, "dilation")
-    pads = layer_padding(in_spatial, kernel, padding, stride, dilation)
+    in_spatial = tuple(input_shape[2:])
+    stride, dilation, pads = geometry(in_spatial, w.shape[2:], stride, padding, dilation)
     grad_input = grad_fn("input", nsp)
     if border == "constant" and all(lo == hi for lo, hi in pads):   # torch's own padding
-        return grad_input(tuple(input_shape), w.to(compute), dy.to(compute), stride=stride,
-                          padding=tuple(lo for lo, _ in pads), dilation=dilation,
-                          groups=groups).to(out)
+        return _as(grad_input(tuple(input_shape), _as(w, compute), _as(dy, compute),
+                              stride=stride, padding=tuple(lo for lo, _ in pads),
+                              dilation=dilation, groups=groups), out)
     padded = tuple(input_shape[:2]) + tuple(n + lo + hi for n, (lo, hi) in zip(in_spatial, pads))
     grad_padded = grad_input(padded, w.to(compute), dy.to(compute), stride=stride, padding=0,
                              dilation=dilation, groups=groups)
@@ -148,20 +171,19 @@ def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
 def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
                      border="constant", cval=0.0):
     out, compute = dtypes(x, dy)
-    nsp = x.ndim - 2
-    stride = positive_tuple(stride, nsp, "stride")
-    dilation = positive_tuple(dilation, nsp, "dilation")
-    xin, torch_padding = conv_input(x.to(compute), tuple(x.shape[2:]), tuple(weight_shape[2:]),
-                                     stride, padding, dilation, border, cval)
-    dw = grad_fn("weight", nsp)(xin, tuple(weight_shape), dy.to(compute), stride=stride,
-                                 padding=torch_padding, dilation=dilation, groups=groups)
-    return dw.to(out)
+    stride, dilation, pads = geometry(x.shape[2:], tuple(weight_shape[2:]), stride, padding,
+                                      dilation)
+    xin, torch_padding = _padded(_as(x, compute), pads, border, cval)
+    dw = grad_fn("weight", len(stride))(xin, tuple(weight_shape), _as(dy, compute),
+                                        stride=stride, padding=torch_padding,
+                                        dilation=dilation, groups=groups)
+    return _as(dw, out)
 
 
 def conv_grad_bias(dy):
     out, compute = dtypes(dy)
     dims = (0,) + tuple(range(2, dy.ndim))
-    return dy.to(compute).sum(dim=dims).to(out)
+    return _as(_as(dy, compute).sum(dim=dims), out)
 
 
 def conv_relu(x, w, bias=None, **kwargs):
