@@ -148,6 +148,8 @@ class Plan:
                     return SLOW
                 for i in checks:
                     a = present[i]
+                    if 0 in a.strides:
+                        a = _stored(a)
                     if not _isfinite(_vdot(a, a)):
                         return SLOW
                 out = fn(*(present if to_native is None else map(to_native, present)), **kwargs)
@@ -162,6 +164,8 @@ class Plan:
             host = tuple(map(_host_view, present))
             for i in checks:
                 a = host[i]
+                if 0 in a.strides:
+                    a = _stored(a)
                 if not _isfinite(_vdot(a, a)):
                     return SLOW
             if mode is PRESENT:
@@ -378,6 +382,12 @@ def _per_call(plan, choice) -> str:
         checks.append("the certificate of its bound")
     checks.append("free memory")
     return ", ".join(checks) or "nothing"
+
+
+def _stored(a):
+    """Each value of ``a`` once where a zero stride repeats it along an axis (the expanded
+    gradient of a sum, a broadcast): the finite check reads no more than that."""
+    return a[tuple(slice(0, 1) if s == 0 else slice(None) for s in a.strides)]
 
 
 def _finite(a) -> bool:

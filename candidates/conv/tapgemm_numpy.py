@@ -13,7 +13,9 @@
 #
 #   Output position p reads xp at p + r*dilation on every axis. In the flattened planes
 #   that is one fixed offset per tap, so every tap is a contiguous slice of xs. Where the
-#   slice runs past a row, a plane or the last image, ds holds zeros.
+#   slice runs past a row, a plane or the last image, ds holds zeros. xs and ds are the
+#   calling thread's scratch buffers (runtime.scratch): fresh multi-MiB arrays would be
+#   page-faulted in on every call, which cost more than the nine dot products.
 #
 # Wins: few channels over large planes, small kernels: the image-form kernel gradient
 #   (seed-grad-kernel: 500x500 float64, 3x3: nine dot products of 252004 samples, no
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import math
 
-from candidates.runtime import pad_into
+from candidates.runtime import pad_into, release_scratch, scratch
 from refimpl.dtypes import compute_dtype
 from refimpl.geometry import as_tuple, layer_padding, positive_tuple
 
@@ -61,6 +63,11 @@ def supports(spec):
     return None
 
 
+def clear_cache() -> None:
+    """Forget the calling thread's scratch planes."""
+    release_scratch(__name__)
+
+
 def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
                      border="constant", cval=0.0):
     import numpy as np
@@ -81,13 +88,16 @@ def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, gr
     reach = sum((k - 1) * d * s for k, d, s in zip(kernel, dilation, steps))   # last tap's offset
     # channel-major so that a channel's N planes are one run of samples
     order = (1, 0) + tuple(range(2, x.ndim))
-    xs = np.empty((channels, length + reach), acc)
+    xs = scratch(__name__, "x", (channels, length + reach), acc)
     xs[:, length:] = 0
     pad_into(xs[:, :length].reshape((channels, batch) + padded), x.transpose(order),
              ((0, 0), (0, 0)) + tuple(pads), border, cval)
-    ds = np.zeros((outputs, length), acc)
-    ds.reshape((outputs, batch) + padded)[
-        (slice(None), slice(None)) + tuple(slice(0, m) for m in dy.shape[2:])] = dy.transpose(order)
+    ds = scratch(__name__, "dy", (outputs, length), acc)
+    planes = ds.reshape((outputs, batch) + padded)
+    for a, m in enumerate(dy.shape[2:]):            # zeros past the outputs on every axis
+        planes[(slice(None),) * (2 + a) + (slice(m, None),)] = 0
+    planes[(slice(None), slice(None)) + tuple(slice(0, m) for m in dy.shape[2:])] = \
+        dy.transpose(order)
     cg, og = channels // groups, outputs // groups
     dw = np.empty(tuple(weight_shape), acc)
     for r in np.ndindex(*kernel):
