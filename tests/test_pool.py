@@ -777,3 +777,44 @@ def test_spec_refuses_bad_gradients_and_missing_arguments():
         Spec.make("avg_pool", [(1, 1, 9)], ["float32"], kernel_size=2, dilation=2)
     with pytest.raises(TypeError, match="kernel_size"):
         Spec.make("max_pool", [(1, 1, 9)], ["float32"], kernel_size=(2.5,))
+
+
+# ---------------------------------------------------------------------------------------
+# pool_torch's lp_pool_grad is a closed form: it runs where autograd is off (under
+# torch.inference_mode, inside a torch custom operator's backward)
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, INF, -INF])
+@pytest.mark.parametrize("shape, kernel, stride, ceil_mode", [
+    ((2, 3, 11), 3, 2, True), ((2, 2, 9, 7), (2, 3), None, True), ((1, 2, 5, 4, 6), 2, 1, False)])
+def test_pool_torch_lp_pool_grad_under_inference_mode(p, shape, kernel, stride, ceil_mode):
+    from candidates.pool import pool_torch
+
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal(shape)
+    x.flat[0] = 0.0                      # a zero: x ** (p - 1) and sgn(x) at 0
+    dy = rng.standard_normal(lp_pool(x, p, kernel, stride, ceil_mode).shape)
+    with torch.inference_mode():
+        got = pool_torch.lp_pool_grad(torch.from_numpy(dy), torch.from_numpy(x), p, kernel,
+                                      stride, ceil_mode)
+    np.testing.assert_allclose(got.numpy(), lp_pool_grad(dy, x, p, kernel, stride, ceil_mode),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_lp_pool_backward_through_the_operator_on_bfloat16():
+    # numpy has no bfloat16: the default lp_pool_grad of bfloat16 CPU tensors is pool_torch,
+    # called inside convbench::lp_pool's backward, where autograd is off
+    import convbench
+    from convbench import torch_ops
+
+    x = torch.from_numpy(np.random.default_rng(32).standard_normal((2, 3, 8, 6)))
+    xb = x.to(torch.bfloat16).requires_grad_(True)
+    dy = torch.ones(2, 3, 4, 3, dtype=torch.bfloat16)
+    assert "runs: pool_torch" in convbench.plan("lp_pool_grad", dy, xb.detach(), norm_type=2.0,
+                                                kernel_size=2).explain()
+    torch_ops.lp_pool(xb, 2.0, 2).backward(dy)
+    # torch's own autograd on the same (bfloat16-rounded) values, in float64
+    xr = xb.detach().double().requires_grad_(True)
+    F.lp_pool2d(xr, 2.0, 2).backward(dy.double())
+    assert xb.grad.dtype == torch.bfloat16
+    np.testing.assert_allclose(xb.grad.double().numpy(), xr.grad.numpy(), rtol=2e-2, atol=2e-2)

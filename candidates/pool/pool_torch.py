@@ -10,7 +10,10 @@
 #                  runs); 1-D as 2-D on an (N, C, 1, L) view
 #   avg_pool_grad  aten avg_pool{2,3}d_backward straight from dy (no forward pass);
 #                  1-D as 2-D
-#   lp_pool_grad   autograd through F.lp_pool{1,2,3}d
+#   lp_pool_grad   the closed form of refimpl.pool's oracle in torch ops: avg_pool of x**p,
+#                  the pointwise factor, avg_pool{2,3}d_backward, times p x**(p-1) (max_pool
+#                  _grad of +-|x| for p = +-inf); no autograd, which is off inside a torch
+#                  custom operator and under torch.inference_mode
 #
 # Wins: big activations (fused, multi-threaded kernels); keeps tensors on their device.
 # Does not win: tiny inputs (per-call overhead of a few microseconds).
@@ -26,6 +29,8 @@
 #   NaN and ties: torch's CPU rule (first maximum in scan order, the last NaN), which is
 #   what refimpl.pool writes out.
 from __future__ import annotations
+
+import math
 
 from candidates.pool.strided_numpy import ERROR  # noqa: F401  (same precision classes)
 from candidates.torch_support import dtypes, to_native  # noqa: F401  (the module's to_native)
@@ -175,11 +180,24 @@ def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False):
 
 
 def lp_pool_grad(dy, x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """refimpl.pool.lp_pool_grad's closed form in torch ops (no autograd, which is off
+    inside a torch custom operator and under torch.inference_mode). With v = A * avg_pool(
+    x**p) (A the window's area; y = v ** (1/p)): g = dy / p * v ** (1/p - 1) * sgn(v)**2,
+    0 where v == 0 (the relu of torch's lp_pool), dx = p * x ** (p - 1) * avg_pool_grad(A * g);
+    p = +-inf: max_pool_grad(dy, +-|x|) * sgn(x). torch.sign is 0 at 0 and at NaN."""
     import torch
 
     out, compute = dtypes(dy, x)
-    xc = x.to(compute).detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = _lp(xc, norm_type, kernel_size, stride, ceil_mode)
-        (dx,) = torch.autograd.grad(y, xc, dy.to(compute))
-    return dx.to(out)
+    xc, dyc = x.to(compute), dy.to(compute)
+    p = float(norm_type)
+    if p in (float("inf"), float("-inf")):
+        sign = 1.0 if p > 0 else -1.0
+        dx = max_pool_grad(dyc, sign * xc.abs(), kernel_size, stride, 0, 1, ceil_mode)
+        return (dx * torch.sign(xc)).to(out)
+    area = math.prod(as_tuple(kernel_size, x.ndim - 2, "kernel_size"))
+    v = avg_pool(xc.pow(p), kernel_size, stride, 0, ceil_mode) * area
+    s = torch.sign(v)
+    g = dyc * (1.0 / p) * v.pow(1.0 / p - 1.0) * s * s
+    g = torch.where(v == 0, torch.zeros((), dtype=compute, device=g.device), g)
+    window_sum = avg_pool_grad(g * area, tuple(x.shape), kernel_size, stride, 0, ceil_mode)
+    return (window_sum * p * xc.pow(p - 1.0)).to(out)
