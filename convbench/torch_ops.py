@@ -157,12 +157,12 @@ def _spatial(x, name: str = "x", shape=None) -> int:
     return ndim - 2
 
 
-def _resolved_layer_keywords(x_spatial, k_spatial, stride, padding, dilation):
+def _resolved_layer_keywords(x_spatial, k_spatial, stride, padding, dilation, groups):
     n = len(k_spatial)
     stride = as_tuple(stride, n, "stride")
     dilation = as_tuple(dilation, n, "dilation")
     pads = layer_padding(x_spatial, k_spatial, padding, stride, dilation)
-    return stride, tuple(_flat(pads)), dilation
+    return stride + tuple(_flat(pads)) + dilation + (groups,)
 
 
 _remembered_layer_keywords = functools.lru_cache(maxsize=1024)(_resolved_layer_keywords)
@@ -176,16 +176,41 @@ def _plain(value) -> bool:
         type(v) is int or type(v) is tuple and all(type(e) is int for e in v) for v in value)
 
 
-def _layer_keywords(x_spatial, k_spatial, stride, padding, dilation):
-    """The schema's (stride, flat per-side padding, dilation) lists, validated; remembered
-    per shapes and plain keywords (a layer makes the same call every step)."""
-    if _plain(stride) and _plain(padding) and _plain(dilation):
+def _layer_keywords(x_spatial, k_spatial, stride, padding, dilation, groups) -> list[int]:
+    """The schema's geometry list (GEOMETRY), validated; remembered per shapes and plain
+    keywords (a layer makes the same call every step)."""
+    if _plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int:
         resolve = _remembered_layer_keywords
     else:
         resolve = _resolved_layer_keywords
-    stride, pads, dilation = resolve(tuple(x_spatial), tuple(k_spatial), stride, padding,
-                                     dilation)
-    return list(stride), list(pads), list(dilation)
+    return list(resolve(tuple(x_spatial), tuple(k_spatial), stride, padding, dilation, groups))
+
+
+# The layer ops' operators take their integer keywords as one list, the geometry:
+#     stride (n), per-side padding (lo0, hi0, lo1, hi1, ...: 2n), dilation (n), groups
+# for n spatial axes: each schema argument costs every call in torch's dispatch (its
+# boxing, and a scan of the schema per argument where autograd records the call).
+def _unpack(geometry: tuple) -> tuple:
+    n = (len(geometry) - 1) // 4
+    return (geometry[:n], _pairs(geometry[n:3 * n]), geometry[3 * n:4 * n], geometry[-1])
+
+
+_remembered_unpack = functools.lru_cache(maxsize=1024)(_unpack)
+
+
+def _unpacked(geometry: tuple) -> tuple:
+    """(stride, per-side padding pairs, dilation, groups) of a geometry list."""
+    try:
+        return _remembered_unpack(geometry)
+    except TypeError:           # symbolic sizes while tracing: unhashable
+        return _unpack(geometry)
+
+
+def _layer(geometry) -> dict:
+    """The public functions' keywords (plain tuples: remembered by _layer_keywords) of a
+    geometry list."""
+    stride, padding, dilation, groups = _unpacked(tuple(geometry))
+    return dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
 # ---------------------------------------------------------------------------------------
@@ -344,19 +369,15 @@ def gaussian(x, sigma, *, border="constant", cval=0.0, truncate=4.0, out_dtype=N
 # ---------------------------------------------------------------------------------------
 
 @torch.library.custom_op("convbench::conv", mutates_args=())
-def _conv(x: Tensor, w: Tensor, bias: Optional[Tensor], stride: list[int], padding: list[int],
-          dilation: list[int], groups: int, border: str, cval: float,
-          algorithm: Optional[str]) -> Tensor:
-    return _run("conv", (x, w, bias), _XWB,
-                (tuple(stride), _pairs(padding), tuple(dilation), groups, border, cval),
+def _conv(x: Tensor, w: Tensor, bias: Optional[Tensor], geometry: list[int], border: str,
+          cval: float, algorithm: Optional[str]) -> Tensor:
+    return _run("conv", (x, w, bias), _XWB, _unpacked(tuple(geometry)) + (border, cval),
                 algorithm, _DIRECT)
 
 
 @_conv.register_fake
-def _(x, w, bias, stride, padding, dilation, groups, border, cval, algorithm):
-    return _fake("conv", (x, w, bias), dict(stride=tuple(stride), padding=_pairs(padding),
-                                            dilation=tuple(dilation), groups=groups,
-                                            border=border, cval=cval))
+def _(x, w, bias, geometry, border, cval, algorithm):
+    return _fake("conv", (x, w, bias), dict(_layer(geometry), border=border, cval=cval))
 
 
 def _layer_setup(ctx, inputs, output):
@@ -365,9 +386,8 @@ def _layer_setup(ctx, inputs, output):
     first, second, third = inputs[:3]
     ctx.save_for_backward(first, second)
     ctx.bias_meta = (third.dtype,) if isinstance(third, torch.Tensor) else None
-    stride, padding, dilation, groups, border, cval = inputs[3:9]
-    ctx.layer = dict(stride=list(stride), padding=_pairs(padding), dilation=list(dilation),
-                     groups=groups, border=border, cval=cval)
+    geometry, border, cval = inputs[-4:-1]
+    ctx.layer = dict(_layer(geometry), border=border, cval=cval)
 
 
 def _conv_backward(ctx, gy):
@@ -379,7 +399,7 @@ def _conv_backward(ctx, gy):
     gb = None
     if need[2]:
         gb = conv_grad_bias(gy).to(ctx.bias_meta[0])
-    return gx, gw, gb, None, None, None, None, None, None, None
+    return gx, gw, gb, None, None, None, None
 
 
 _conv.register_autograd(_conv_backward, setup_context=_layer_setup)
@@ -391,30 +411,27 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, border="
     (twice: its gradients are operators with gradients)."""
     _check_tensors("conv", (x, w, bias), _XWB)
     _spatial(x)
-    stride, pads, dilation = _layer_keywords(tuple(x.shape[2:]), tuple(w.shape[2:]), stride,
-                                             padding, dilation)
+    geometry = _layer_keywords(x.shape[2:], w.shape[2:], stride, padding, dilation, groups)
     border = canonical_border(border)
     cval = _real(cval, "cval")
     if _needs_grad(x, w, bias):
         _check_differentiable("conv", (x, w, bias), _XWB)
-    return _conv(x, w, bias, stride, pads, dilation, groups, border, cval, algorithm)
+    return _conv(x, w, bias, geometry, border, cval, algorithm)
 
 
 @torch.library.custom_op("convbench::conv_grad_input", mutates_args=())
-def _conv_grad_input(dy: Tensor, w: Tensor, input_shape: list[int], stride: list[int],
-                     padding: list[int], dilation: list[int], groups: int, border: str,
-                     cval: float, algorithm: Optional[str]) -> Tensor:
+def _conv_grad_input(dy: Tensor, w: Tensor, input_shape: list[int], geometry: list[int],
+                     border: str, cval: float, algorithm: Optional[str]) -> Tensor:
     return _run("conv_grad_input", (dy, w), ("dy", "w"),
-                (tuple(input_shape), tuple(stride), _pairs(padding), tuple(dilation), groups,
-                 border, cval), algorithm, _DIRECT)
+                (tuple(input_shape),) + _unpacked(tuple(geometry)) + (border, cval), algorithm,
+                _DIRECT)
 
 
 @_conv_grad_input.register_fake
-def _(dy, w, input_shape, stride, padding, dilation, groups, border, cval, algorithm):
-    return _fake("conv_grad_input", (dy, w),
-                 dict(input_shape=tuple(input_shape), stride=tuple(stride),
-                      padding=_pairs(padding), dilation=tuple(dilation), groups=groups,
-                      border=border, cval=cval))
+def _(dy, w, input_shape, geometry, border, cval, algorithm):
+    return _fake("conv_grad_input", (dy, w), dict(_layer(geometry),
+                                                   input_shape=tuple(input_shape),
+                                                   border=border, cval=cval))
 
 
 def _conv_grad_input_backward(ctx, gg):
@@ -425,7 +442,7 @@ def _conv_grad_input_backward(ctx, gg):
     need = ctx.needs_input_grad
     g_dy = _cast(conv(gg, w, **layer), dy) if need[0] else None
     g_w = _cast(conv_grad_weight(gg, dy, tuple(w.shape), **layer), w) if need[1] else None
-    return g_dy, g_w, None, None, None, None, None, None, None, None
+    return g_dy, g_w, None, None, None, None, None
 
 
 _conv_grad_input.register_autograd(_conv_grad_input_backward, setup_context=_layer_setup)
@@ -438,27 +455,24 @@ def conv_grad_input(dy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
     _check_tensors("conv_grad_input", (dy, w), ("dy", "w"))
     input_shape = [int(n) for n in input_shape]
     _spatial(None, "input_shape", input_shape)
-    stride, pads, dilation = _layer_keywords(tuple(input_shape[2:]), tuple(w.shape[2:]),
-                                             stride, padding, dilation)
-    return _conv_grad_input(dy, w, input_shape, stride, pads, dilation, groups,
-                            canonical_border(border), _real(cval, "cval"), algorithm)
+    geometry = _layer_keywords(input_shape[2:], w.shape[2:], stride, padding, dilation, groups)
+    return _conv_grad_input(dy, w, input_shape, geometry, canonical_border(border),
+                            _real(cval, "cval"), algorithm)
 
 
 @torch.library.custom_op("convbench::conv_grad_weight", mutates_args=())
-def _conv_grad_weight(x: Tensor, dy: Tensor, weight_shape: list[int], stride: list[int],
-                      padding: list[int], dilation: list[int], groups: int, border: str,
-                      cval: float, algorithm: Optional[str]) -> Tensor:
+def _conv_grad_weight(x: Tensor, dy: Tensor, weight_shape: list[int], geometry: list[int],
+                      border: str, cval: float, algorithm: Optional[str]) -> Tensor:
     return _run("conv_grad_weight", (x, dy), ("x", "dy"),
-                (tuple(weight_shape), tuple(stride), _pairs(padding), tuple(dilation), groups,
-                 border, cval), algorithm, _DIRECT)
+                (tuple(weight_shape),) + _unpacked(tuple(geometry)) + (border, cval), algorithm,
+                _DIRECT)
 
 
 @_conv_grad_weight.register_fake
-def _(x, dy, weight_shape, stride, padding, dilation, groups, border, cval, algorithm):
-    return _fake("conv_grad_weight", (x, dy),
-                 dict(weight_shape=tuple(weight_shape), stride=tuple(stride),
-                      padding=_pairs(padding), dilation=tuple(dilation), groups=groups,
-                      border=border, cval=cval))
+def _(x, dy, weight_shape, geometry, border, cval, algorithm):
+    return _fake("conv_grad_weight", (x, dy), dict(_layer(geometry),
+                                                    weight_shape=tuple(weight_shape),
+                                                    border=border, cval=cval))
 
 
 def _conv_grad_weight_backward(ctx, gg):
@@ -469,7 +483,7 @@ def _conv_grad_weight_backward(ctx, gg):
     need = ctx.needs_input_grad
     g_x = _cast(conv_grad_input(dy, gg, tuple(x.shape), **layer), x) if need[0] else None
     g_dy = _cast(conv(x, gg, **layer), dy) if need[1] else None
-    return g_x, g_dy, None, None, None, None, None, None, None, None
+    return g_x, g_dy, None, None, None, None, None
 
 
 _conv_grad_weight.register_autograd(_conv_grad_weight_backward, setup_context=_layer_setup)
@@ -482,10 +496,10 @@ def conv_grad_weight(x, dy, weight_shape, *, stride=1, padding=0, dilation=1, gr
     _check_tensors("conv_grad_weight", (x, dy), ("x", "dy"))
     _spatial(x)
     weight_shape = [int(n) for n in weight_shape]
-    stride, pads, dilation = _layer_keywords(tuple(x.shape[2:]), tuple(weight_shape[2:]),
-                                             stride, padding, dilation)
-    return _conv_grad_weight(x, dy, weight_shape, stride, pads, dilation, groups,
-                             canonical_border(border), _real(cval, "cval"), algorithm)
+    geometry = _layer_keywords(x.shape[2:], weight_shape[2:], stride, padding, dilation,
+                               groups)
+    return _conv_grad_weight(x, dy, weight_shape, geometry, canonical_border(border),
+                             _real(cval, "cval"), algorithm)
 
 
 @torch.library.custom_op("convbench::conv_grad_bias", mutates_args=())
@@ -538,7 +552,7 @@ def _conv_transpose_setup(ctx, inputs, output):
     x, w, bias, stride, padding, output_padding, dilation, groups = inputs[:8]
     ctx.save_for_backward(x, w)
     ctx.bias_meta = (bias.dtype,) if bias is not None else None
-    ctx.geometry = (list(stride), list(padding), list(dilation), groups)
+    ctx.geometry = (tuple(stride), tuple(padding), tuple(dilation), groups)
 
 
 def _conv_transpose_backward(ctx, gy):

@@ -498,7 +498,8 @@ def _opcheck_cases():
     x, w, b = rand(2, 4, 7, 6, dtype=f32), rand(6, 2, 3, 2, dtype=f32), rand(6, dtype=f32)
     im, k = rand(9, 8, dtype=f32), rand(3, 4, dtype=f32)
     ops = torch.ops.convbench
-    geometry = ([2, 1], [0, 1, 1, 1], [1, 2], 2, "reflect", 0.0)
+    # stride, per-side padding, dilation, groups as one list; border, cval
+    geometry = ([2, 1, 0, 1, 1, 1, 1, 2, 2], "reflect", 0.0)
     dy = rand(2, 6, 3, 6, dtype=f32)                                     # conv's output
     max_dy = rand(*T.max_pool(x, (3, 2), (2, 1), 1, 1, True).shape, dtype=f32)
     avg_dy = rand(*T.avg_pool(x, (3, 2), 2, (1, 0), True).shape, dtype=f32)
