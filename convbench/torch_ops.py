@@ -110,7 +110,9 @@ def _flat(pairs) -> list[int]:
 
 
 def _cast(t, like):
-    return None if t is None or like is None else t.to(like.dtype)
+    if t is None or like is None:
+        return None
+    return t if t.dtype is like.dtype else t.to(like.dtype)
 
 
 # ---------------------------------------------------------------------------------------
@@ -388,17 +390,23 @@ def _layer_setup(ctx, inputs, output):
     ctx.bias_meta = (third.dtype,) if isinstance(third, torch.Tensor) else None
     geometry, border, cval = inputs[-4:-1]
     ctx.layer = dict(_layer(geometry), border=border, cval=cval)
+    ctx.operands = (list(geometry), border, cval)
 
 
 def _conv_backward(ctx, gy):
+    # the gradient operators take the forward's schema values as they are (validated when
+    # the forward was called): no keyword is normalised again on the way back
     x, w = ctx.saved_tensors
-    layer = ctx.layer
+    geometry, border, cval = ctx.operands
     need = ctx.needs_input_grad
-    gx = _cast(conv_grad_input(gy, w, tuple(x.shape), **layer), x) if need[0] else None
-    gw = _cast(conv_grad_weight(x, gy, tuple(w.shape), **layer), w) if need[1] else None
+    gx = _cast(_conv_grad_input(gy, w, list(x.shape), geometry, border, cval, None),
+               x) if need[0] else None
+    gw = _cast(_conv_grad_weight(x, gy, list(w.shape), geometry, border, cval, None),
+               w) if need[1] else None
     gb = None
     if need[2]:
-        gb = conv_grad_bias(gy).to(ctx.bias_meta[0])
+        gb = _conv_grad_bias(gy, None)
+        gb = gb if gb.dtype is ctx.bias_meta[0] else gb.to(ctx.bias_meta[0])
     return gx, gw, gb, None, None, None, None
 
 
@@ -632,8 +640,9 @@ def _max_pool_setup(ctx, inputs, output):
 def _max_pool_backward(ctx, gy):
     (x,) = ctx.saved_tensors
     kernel, stride, padding, dilation, ceil_mode = ctx.params
-    gx = max_pool_grad(gy, x, kernel, stride, padding, dilation, ceil_mode)
-    return gx.to(x.dtype), None, None, None, None, None, None
+    # the forward's schema values, as they are (validated when the forward was called)
+    gx = _max_pool_grad(gy, x, kernel, stride, padding, dilation, ceil_mode, None)
+    return _cast(gx, x), None, None, None, None, None, None
 
 
 _max_pool.register_autograd(_max_pool_backward, setup_context=_max_pool_setup)
