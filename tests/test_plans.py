@@ -203,6 +203,31 @@ def test_cpu_tensors_come_back_as_tensors_with_numpy_choice():
     assert tensor_plan.choices[0].candidate.name == numpy_plan.choices[0].candidate.name
 
 
+def test_pool_choice_on_the_cpu_is_the_stated_preference():
+    # max_pool's forward stays with strided_numpy; the gradients and the average pool go
+    # to pool_torch (measured faster on the seed CNN's and ResNet's pools), for numpy
+    # arrays and CPU tensors alike; a max_pool_grad torch refuses (a window of padding
+    # only) falls back to strided_numpy
+    torch = pytest.importorskip("torch")
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    dy = RNG.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    for a, g in ((x, dy), (torch.from_numpy(x), torch.from_numpy(dy))):
+        assert convbench.plan("max_pool", a, kernel_size=2).chosen(a).name == "strided_numpy"
+        grad = convbench.plan("max_pool_grad", g, a, kernel_size=2)
+        assert grad.chosen(g, a).name == "pool_torch"
+        assert convbench.plan("avg_pool", a, kernel_size=2).chosen(a).name == "pool_torch"
+        avg = convbench.plan("avg_pool_grad", g, input_shape=x.shape, kernel_size=2)
+        assert avg.chosen(g).name == "pool_torch"
+    # kernel 2, dilation 3, padding 1 on a 2-wide input: the one window reads -1 and 2,
+    # padding only, where torch's index points elsewhere: strided_numpy runs it
+    tiny = RNG.standard_normal((1, 1, 2, 2)).astype(np.float32)
+    kw = dict(kernel_size=2, stride=1, padding=1, dilation=3)
+    dy_tiny = np.ones((1, 1, 1, 1), np.float32)
+    plan = convbench.plan("max_pool_grad", dy_tiny, tiny, **kw)
+    assert plan.chosen(dy_tiny, tiny).name == "strided_numpy"
+    assert convbench.api.apply("max_pool_grad", (dy_tiny, tiny), ("dy", "x"), kw).sum() == 0
+
+
 # ------------------------------------------------------------ the dispatch benchmark
 
 def test_dispatch_benchmark_times_only_right_results(monkeypatch):

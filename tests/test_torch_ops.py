@@ -183,6 +183,50 @@ def test_bad_keywords_are_refused_before_the_operator():
         T.conv(x, w, cval="0")
 
 
+def test_remembered_keywords_still_refuse_other_types():
+    # 2.0 == 2 and True == 1 in Python: a keyword remembered for 2 must not let them by
+    x, w = rand(1, 2, 6, 6, grad=False), rand(3, 2, 3, 3, grad=False)
+    T.conv(x, w, stride=2, padding=(1, 1))
+    for kw in (dict(stride=2.0, padding=(1, 1)), dict(stride=True, padding=(1, 1)),
+               dict(stride=2, padding=(1.0, 1))):
+        with pytest.raises(TypeError, match="stride|padding"):
+            T.conv(x, w, **kw)
+    # lists take the path that is not remembered, with the same result
+    torch.testing.assert_close(T.conv(x, w, stride=[2, 2], padding=[1, 1]),
+                               F.conv2d(x, w, stride=2, padding=1))
+
+
+def test_the_layer_operators_geometry_list():
+    # [stride (2), per-side padding (lo, hi per axis), dilation (2), groups]
+    x, w, b = rand(2, 4, 7, 6, grad=False), rand(6, 2, 3, 2, grad=False), rand(6, grad=False)
+    geometry = [2, 1, 0, 1, 1, 2, 1, 2, 2]
+    y = torch.ops.convbench.conv(x, w, b, geometry, "constant", 0.0, None)
+    want = F.conv2d(F.pad(x, (1, 2, 0, 1)), w, b, stride=(2, 1), dilation=(1, 2), groups=2)
+    torch.testing.assert_close(y, want)
+    dy = rand(*want.shape, grad=False)
+    gx = torch.ops.convbench.conv_grad_input(dy, w, list(x.shape), geometry, "constant", 0.0,
+                                             None)
+    gw = torch.ops.convbench.conv_grad_weight(x, dy, list(w.shape), geometry, "constant", 0.0,
+                                              None)
+    xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+    ref = F.conv2d(F.pad(xr, (1, 2, 0, 1)), wr, b, stride=(2, 1), dilation=(1, 2), groups=2)
+    want_gx, want_gw = torch.autograd.grad(ref, (xr, wr), dy)
+    torch.testing.assert_close(gx, want_gx)
+    torch.testing.assert_close(gw, want_gw)
+
+
+def test_conv_torch_geometry_of_lists_and_tuples_agree():
+    from candidates.conv import conv_torch
+
+    x, w = rand(1, 2, 8, 8, grad=False), rand(3, 2, 3, 3, grad=False)
+    # 'same' with stride 2 on 8: 4 outputs, total padding 1, on the high side
+    want = F.conv2d(F.pad(x, (0, 1, 0, 1), mode="reflect"), w, stride=2)
+    for kw in (dict(stride=(2, 2), padding="same"), dict(stride=[2, 2], padding="same"),
+               dict(stride=2, padding=((0, 1), (0, 1))),
+               dict(stride=2, padding=[[0, 1], [0, 1]])):
+        torch.testing.assert_close(conv_torch.conv(x, w, border="reflect", **kw), want)
+
+
 # ---------------------------------------------------------------------------------------
 # gradcheck: image form
 # ---------------------------------------------------------------------------------------
