@@ -782,7 +782,7 @@ def test_per_channel_opencv_refuses_what_filter2d_cannot_do():
 
 # ---------------------------------------------------------------------------------------
 # tapgemm_numpy: every product path against torch's weight gradient; the default choice's
-# shape rule for conv_grad_weight
+# shape rule for conv_grad_weight (tapgemm_numpy or im2col_numpy first)
 # ---------------------------------------------------------------------------------------
 
 TAPGEMM_CASES = {
@@ -839,11 +839,12 @@ def test_tapgemm_refuses_stride_and_bfloat16():
 
 @pytest.mark.parametrize("x_shape, weight_shape, kwargs, first", [
     ((1, 1, 500, 500), (1, 1, 3, 3), dict(padding=1), "tapgemm_numpy"),    # seed-grad-kernel
-    ((8, 1, 28, 28), (16, 1, 3, 3), dict(padding=1), "tapgemm_numpy"),     # 1 -> 16
+    ((8, 1, 28, 28), (8, 1, 3, 3), dict(padding=1), "tapgemm_numpy"),      # 1 -> 8
+    ((8, 1, 28, 28), (16, 1, 3, 3), dict(padding=1), "im2col_numpy"),      # 1 -> 16
     ((2, 64, 16, 16), (1, 64, 3, 3), {}, "tapgemm_numpy"),                  # 64 -> 1
     ((2, 3, 12, 12), (3, 1, 3, 3), dict(groups=3), "tapgemm_numpy"),        # depthwise RGB
     ((8, 3, 28, 28), (3, 3, 3, 3), dict(padding=1), "conv_torch"),          # 3 -> 3
-    ((8, 1, 28, 28), (32, 1, 3, 3), dict(padding=1), "conv_torch"),         # 1 -> 32
+    ((2, 2, 28, 28), (32, 1, 3, 3), dict(padding=1, groups=2), "conv_torch"),  # 2 groups
     ((2, 32, 12, 12), (32, 1, 3, 3), dict(groups=32), "conv_torch"),        # 32 groups
     ((1, 1, 500, 500), (1, 1, 3, 3), dict(padding=1, stride=2), "conv_torch"),
 ])
@@ -853,7 +854,7 @@ def test_grad_weight_default_choice_rule(x_shape, weight_shape, kwargs, first):
                      weight_shape=weight_shape, **kwargs)
     names, why = convbench.choose.ranked(spec, "numpy")
     assert names[0] == first
-    assert ("tapgemm_numpy first" in why) == (first == "tapgemm_numpy")
+    assert (f"{first} first" in why) == (first != "conv_torch")
     assert convbench.choose.ranked(spec, "torch")[0][0] == "cudnn_autotune_torch"  # GPU tensors
 
 
