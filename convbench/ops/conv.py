@@ -540,7 +540,7 @@ OPS = {
                 "layers": cases.layer_cases, "seed": cases.seed_conv_cases,
                 "gpu": cases.gpu_layer_cases,
                 "bfloat16": cases.bfloat16_cases},
-        asv=Asv(time=(("quick", 2), ("layers", 1)), peakmem=1),
+        asv=Asv(time=(("quick", 1), ("layers", 1)), peakmem=1),
     ),
     "conv_relu": ConvRelu(
         "conv_relu", ("x", "w", "bias"), _CONV_DEFAULTS,
