@@ -181,7 +181,8 @@ def _plain(value) -> bool:
 def _layer_keywords(x_spatial, k_spatial, stride, padding, dilation, groups) -> list[int]:
     """The schema's geometry list (GEOMETRY), validated; remembered per shapes and plain
     keywords (a layer makes the same call every step)."""
-    if _plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int:
+    if (_plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int
+            and not torch.compiler.is_compiling()):   # (dynamo traces through a cache)
         resolve = _remembered_layer_keywords
     else:
         resolve = _resolved_layer_keywords
