@@ -240,13 +240,18 @@ def test_plan_with_dask_arrays():
 @pytest.fixture(scope="module")
 def client():
     """Two worker processes, one thread each: tasks are pickled to other processes."""
+    import os
+
     distributed = pytest.importorskip("distributed")
+    environ = dict(os.environ)   # the nannies set OMP_NUM_THREADS & co. in this process
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=40)
     c = distributed.Client(cluster)
     yield c
     c.close()
     cluster.close()
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def test_on_a_distributed_cluster_of_worker_processes(client):
