@@ -179,8 +179,14 @@ def test_timeout_flag_rejects_nonsense(capsys):
 
 
 DRIVER = """
-import dataclasses, os, sys, time
+import dataclasses, os, signal, sys, time
 from pathlib import Path
+# a user's shell delivers Ctrl-C; a test runner's process may have blocked or ignored SIGINT
+# (a library's worker-pool setup), which a child inherits: start as a shell would
+if signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+    print("inherited a blocked SIGINT", file=sys.stderr)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from convbench import cli
 from convbench.ops import all_ops, get_op
 marker = Path(sys.argv[1])
